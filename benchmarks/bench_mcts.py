@@ -1,0 +1,111 @@
+"""Time full batched searches with a no-cost model, so that only the search itself is measured.
+
+    python benchmarks/bench_mcts.py --backend cpu --threads 1 --sims 50
+
+The model's ``recurrent_fn`` returns precomputed random outputs (latent size 64), cycling through a
+few sets so that the trees are not degenerate. A timed search covers root preparation, Dirichlet
+noise, every simulation, reading the root statistics and choosing the actions. Prints one JSON line
+per (batch, actions) setting: the median over ``--repeats`` runs after a warm-up.
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+
+from sb3_muzero.mcts import RecurrentOutput, RootInput, search
+
+LATENT_SIZE = 64
+NUM_OUTPUT_SETS = 8
+
+
+class NoCostModel:
+    """Returns one of a few precomputed random outputs; the cost of a call is a list lookup."""
+
+    def __init__(self, batch_size: int, num_actions: int, rng: np.random.Generator, device: str = "cpu"):
+        def random_output() -> RecurrentOutput:
+            return RecurrentOutput(
+                reward=rng.standard_normal(batch_size, dtype=np.float32),
+                value=rng.standard_normal(batch_size, dtype=np.float32),
+                prior_logits=rng.standard_normal((batch_size, num_actions), dtype=np.float32),
+                latent=rng.standard_normal((batch_size, LATENT_SIZE), dtype=np.float32),
+            )
+
+        self.outputs = [random_output() for _ in range(NUM_OUTPUT_SETS)]
+        first = random_output()
+        self.root = RootInput(first.prior_logits, first.value, first.latent)
+        if device != "cpu":
+            import torch as th
+
+            def to_device(output):
+                return type(output)(*(th.as_tensor(x, device=device) for x in output))
+
+            self.outputs = [to_device(output) for output in self.outputs]
+            self.root = to_device(self.root)
+        self.calls = 0
+
+    def recurrent_fn(self, latent, action) -> RecurrentOutput:
+        self.calls += 1
+        return self.outputs[self.calls % NUM_OUTPUT_SETS]
+
+
+def time_search(backend: str, batch_size: int, num_actions: int, sims: int, repeats: int, device: str) -> float:
+    """Median milliseconds of one full search."""
+    rng = np.random.default_rng(0)
+    model = NoCostModel(batch_size, num_actions, rng, device)
+
+    def run_once() -> None:
+        result = search(
+            model.root,
+            model.recurrent_fn,
+            sims,
+            discount=0.997,
+            rng=rng,
+            noise_fraction=0.25,
+            temperature=1.0,
+            backend=backend,
+        )
+        np.asarray(result.action)  # the actions are on the host when search returns
+
+    run_once()  # warm-up: compilation and caches
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        if device != "cpu":
+            import torch as th
+
+            th.cuda.synchronize()
+        run_once()
+        if device != "cpu":
+            th.cuda.synchronize()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=1, help="Numba threads (CPU backend)")
+    parser.add_argument("--sims", type=int, default=50)
+    parser.add_argument("--batches", type=int, nargs="+", default=[8, 64, 256, 1024])
+    parser.add_argument("--actions", type=int, nargs="+", default=[4, 18])
+    parser.add_argument("--repeats", type=int, default=21)
+    args = parser.parse_args()
+
+    import numba
+
+    numba.set_num_threads(args.threads)
+    device = "cuda" if args.backend == "cuda" else "cpu"
+    for batch_size in args.batches:
+        for num_actions in args.actions:
+            ms = time_search(args.backend, batch_size, num_actions, args.sims, args.repeats, device)
+            impl = f"{args.backend}-numba-{args.threads}t" if args.backend == "cpu" else "cuda-cupy"
+            line = dict(impl=impl, batch=batch_size, actions=num_actions, sims=args.sims, ms_per_search=round(ms, 4))
+            line["sims_per_s"] = round(batch_size * args.sims / (ms / 1e3))
+            print(json.dumps(line), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""The batched search: golden agreement with the reference, properties, hand-computed trees, errors."""
+
+import importlib
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch as th
+
+from sb3_muzero.mcts import RecurrentOutput, RootInput, reference, search
+from tests.mcts_models import HashModel
+
+search_module = importlib.import_module("sb3_muzero.mcts.search")
+
+DISCOUNT = 0.97
+GOLDEN_GRID = list(itertools.product([1, 3, 17], [2, 4, 18], [1, 2, 10, 50], [False, True], [False, True]))
+
+
+def random_legal_mask(rng: np.random.Generator, batch_size: int, num_actions: int) -> np.ndarray:
+    """About half the actions legal, at least one per row, and at least one row with an illegal action."""
+    mask = rng.random((batch_size, num_actions)) < 0.5
+    mask[np.arange(batch_size), rng.integers(num_actions, size=batch_size)] = True
+    mask[0, (np.argmax(mask[0]) + 1) % num_actions] = num_actions == 1
+    return mask
+
+
+def run_both(model, batch_size, num_simulations, legal, noise_fraction, seed=7, **kwargs):
+    kwargs = dict(discount=DISCOUNT, noise_fraction=noise_fraction, dirichlet_alpha=0.3, legal_actions_mask=legal, **kwargs)
+    root = model.root(batch_size)
+    fast = search(root, model.recurrent_fn, num_simulations, rng=np.random.default_rng(seed), backend="cpu", **kwargs)
+    slow = reference.search(root, model.recurrent_fn, num_simulations, rng=np.random.default_rng(seed), **kwargs)
+    return fast, slow
+
+
+@pytest.mark.parametrize("batch_size, num_actions, num_simulations, masked, noisy", GOLDEN_GRID)
+def test_cpu_backend_agrees_with_reference(batch_size, num_actions, num_simulations, masked, noisy):
+    seed = 1000 * batch_size + 10 * num_actions + num_simulations
+    model = HashModel(num_actions, seed=seed)
+    legal = random_legal_mask(np.random.default_rng(seed), batch_size, num_actions) if masked else None
+    fast, slow = run_both(model, batch_size, num_simulations, legal, noise_fraction=0.25 if noisy else 0.0)
+    np.testing.assert_array_equal(fast.visit_counts, slow.visit_counts)
+    np.testing.assert_allclose(fast.root_value, slow.root_value, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(fast.q_values, slow.q_values, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(fast.action, slow.action)
+
+
+@pytest.mark.parametrize("batch_size, num_actions, num_simulations", [(17, 2, 50), (17, 4, 50), (17, 18, 50), (3, 18, 10)])
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_cpu_backend_agrees_with_reference_when_scores_tie(batch_size, num_actions, num_simulations, levels):
+    """Outputs on a coarse grid make equal priors, rewards and values common, so tie-breaks are exercised."""
+    model = HashModel(num_actions, seed=num_actions + 100 * levels, levels=levels)
+    fast, slow = run_both(model, batch_size, num_simulations, None, noise_fraction=0.0)
+    np.testing.assert_array_equal(fast.visit_counts, slow.visit_counts)
+    np.testing.assert_allclose(fast.root_value, slow.root_value, rtol=0, atol=1e-5)
+
+
+def test_golden_trees_are_not_trivial():
+    """The golden grid only means something if the searches spread visits and depend on the noise."""
+    model = HashModel(18, seed=3)
+    plain, _ = run_both(model, 17, 50, None, noise_fraction=0.0)
+    noisy, _ = run_both(model, 17, 50, None, noise_fraction=0.25)
+    assert (np.count_nonzero(plain.visit_counts, axis=1) > 2).mean() > 0.5
+    assert (plain.visit_counts != noisy.visit_counts).any()
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_visit_counts_sum_to_num_simulations_and_masked_actions_are_never_visited(backend):
+    rng = np.random.default_rng(0)
+    model = HashModel(6, seed=11)
+    legal = random_legal_mask(rng, 9, 6)
+    run = reference.search if backend == "reference" else search
+    result = run(model.root(9), model.recurrent_fn, 40, discount=DISCOUNT, rng=rng, noise_fraction=0.5,
+                 legal_actions_mask=legal, temperature=1.0)  # fmt: skip
+    np.testing.assert_array_equal(result.visit_counts.sum(axis=1), 40)
+    assert (result.visit_counts[~legal] == 0).all()
+    assert legal[np.arange(9), result.action].all()
+
+
+class OneGoodActionModel:
+    """Uniform priors; the value after taking ``good_action`` at the root is +1, after any other -1."""
+
+    def __init__(self, num_actions: int, good_action: int):
+        self.num_actions, self.good_action = num_actions, good_action
+
+    def root(self, batch_size: int) -> RootInput:
+        latent = np.full((batch_size, 1), -1.0)  # -1: the root; otherwise the first action taken
+        return RootInput(np.zeros((batch_size, self.num_actions)), np.zeros(batch_size), latent)
+
+    def recurrent_fn(self, latent, action) -> RecurrentOutput:
+        first_action = np.where(latent[:, 0] < 0, action, latent[:, 0])
+        value = np.where(first_action == self.good_action, 1.0, -1.0)
+        zeros = np.zeros(len(action))
+        return RecurrentOutput(zeros, value, np.zeros((len(action), self.num_actions)), first_action[:, None].astype(float))
+
+
+@pytest.mark.parametrize("good_action", [0, 3, 7])
+def test_search_chooses_the_action_the_value_favours(good_action):
+    model = OneGoodActionModel(8, good_action)
+    result = search(model.root(4), model.recurrent_fn, 30, discount=DISCOUNT, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(result.action, good_action)
+    assert (result.visit_counts[:, good_action] > 30 // 2).all()
+    others = np.arange(8) != good_action
+    assert (result.q_values[:, good_action] > 0).all()
+    assert (result.q_values[:, others][result.visit_counts[:, others] > 0] < 0).all()
+
+
+def test_temperature_zero_is_deterministic_with_lowest_index_tie_break():
+    model = HashModel(5, seed=2)
+    root = model.root(6)
+    actions = [search(root, model.recurrent_fn, 12, discount=DISCOUNT, rng=np.random.default_rng(s)).action for s in range(4)]
+    for other in actions[1:]:
+        np.testing.assert_array_equal(actions[0], other)
+    tied = np.array([[0, 3, 1, 3], [2, 2, 2, 2]])
+    np.testing.assert_array_equal(search_module.choose_action(np.random.default_rng(0), tied, 0.0), [1, 0])
+
+
+def test_temperature_sampling_follows_visit_counts():
+    visits = np.tile([[1, 0, 3, 6]], (20000, 1))
+    actions = search_module.choose_action(np.random.default_rng(0), visits, 1.0)
+    np.testing.assert_allclose(np.bincount(actions, minlength=4) / len(actions), [0.1, 0.0, 0.3, 0.6], atol=0.01)
+    sharp = search_module.choose_action(np.random.default_rng(0), visits, 0.25)  # weights 1 : 81 : 1296
+    assert (sharp == 3).mean() > 0.9 and (sharp == 1).sum() == 0
+
+
+def test_dirichlet_noise_is_a_distribution_over_legal_actions():
+    legal = random_legal_mask(np.random.default_rng(1), 50, 7)
+    noise = search_module.dirichlet_noise(np.random.default_rng(2), 0.3, legal)
+    np.testing.assert_allclose(noise.sum(axis=1), 1.0)
+    assert (noise[~legal] == 0).all() and (noise >= 0).all()
+    tiny = search_module.dirichlet_noise(np.random.default_rng(2), 1e-4, legal)  # rows can underflow to all-zero draws
+    np.testing.assert_allclose(tiny.sum(axis=1), 1.0)
+
+
+def test_recurrent_fn_is_called_once_per_simulation_with_the_whole_batch():
+    model = HashModel(4, seed=5)
+    search(model.root(13), model.recurrent_fn, 9, discount=DISCOUNT, rng=np.random.default_rng(0))
+    assert model.calls == [13] * 9
+
+
+def test_torch_latents_give_the_same_search_as_numpy():
+    model = HashModel(4, seed=9)
+    root = model.root(5)
+
+    def torch_recurrent_fn(latent, action):
+        assert isinstance(latent, th.Tensor) and isinstance(action, th.Tensor) and action.dtype == th.int64
+        out = model.recurrent_fn(latent.numpy(), action.numpy())
+        return RecurrentOutput(*(th.as_tensor(x) for x in out))
+
+    torch_root = RootInput(*(th.as_tensor(x) for x in root))
+    expected = search(root, model.recurrent_fn, 20, discount=DISCOUNT, rng=np.random.default_rng(0))
+    result = search(torch_root, torch_recurrent_fn, 20, discount=DISCOUNT, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(result.visit_counts, expected.visit_counts)
+    np.testing.assert_array_equal(result.root_value, expected.root_value)
+
+
+class ScriptedModel:
+    """Outputs chosen by hand: logits and value per node, keyed by the action path from the root."""
+
+    def __init__(self, outputs: dict):
+        self.outputs = outputs  # path tuple -> (reward, value, logits)
+
+    def recurrent_fn(self, latent, action):
+        paths = [(*tuple(int(x) for x in row if x >= 0), int(a)) for row, a in zip(latent, action)]
+        reward, value, logits = zip(*(self.outputs[path] for path in paths))
+        latent = np.full((len(paths), 4), -1.0)
+        for i, path in enumerate(paths):
+            latent[i, : len(path)] = path
+        return RecurrentOutput(np.array(reward), np.array(value), np.array(logits), latent)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_two_simulations_match_hand_computation(backend):
+    """Root priors (0.25, 0.75): both simulations go through action 1 (its prior term wins while Q has no range)."""
+    outputs = {(1,): (0.5, 2.0, [0.0, 0.0]), (1, 0): (1.0, -1.0, [0.0, 0.0])}
+    model = ScriptedModel(outputs)
+    root = RootInput(np.array([[0.0, math.log(3.0)]]), np.array([0.1]), np.full((1, 4), -1.0))
+    run = reference.search if backend == "reference" else search
+    result = run(root, model.recurrent_fn, 2, discount=0.9, rng=np.random.default_rng(0))
+    # Simulation 1 backs up G = 0.5 + 0.9 * 2.0 = 2.3 through child 1.
+    # Simulation 2: exploration(2) * 0.25 / 1 < exploration(2) * 0.75 / 2 at the root, so action 1 again;
+    # at child 1 (uniform priors) action 0; G at child 1 = 1.0 + 0.9 * -1.0 = 0.1, at the root 0.5 + 0.9 * 0.1.
+    g_child = 1.0 + 0.9 * -1.0
+    np.testing.assert_array_equal(result.visit_counts, [[0, 2]])
+    np.testing.assert_allclose(result.q_values, [[0.0, 0.5 + 0.9 * (2.0 + g_child) / 2]])
+    np.testing.assert_allclose(result.root_value, [(0.1 + 2.3 + (0.5 + 0.9 * g_child)) / 3])
+
+
+def test_value_term_uses_the_min_max_range_of_q():
+    """Two root children with Q = 1 and Q = 0: the normalised value term (1 vs 0) outweighs the priors."""
+    outputs = {(0,): (0.0, 0.0, [0.0, 0.0, 0.0]), (1,): (1.0, 0.0, [0.0, 0.0, 0.0]), (1, 0): (0.0, 0.0, [0.0, 0.0, 0.0])}
+    root = RootInput(np.array([[math.log(1.2), 0.0, -30.0]]), np.array([0.0]), np.full((1, 4), -1.0))
+    for run in (search, reference.search):
+        result = run(root, ScriptedModel(outputs).recurrent_fn, 3, discount=1.0, rng=np.random.default_rng(0))
+        # Sims 1-2 follow priors (action 0, then action 1); then Q(1) = 1 > Q(0) = 0 decides.
+        np.testing.assert_array_equal(result.visit_counts, [[1, 2, 0]])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(discount=-1.0), "two-player"),
+        (dict(discount=0.0), "discount"),
+        (dict(discount=1.5), "discount"),
+        (dict(num_simulations=0), "num_simulations"),
+        (dict(num_simulations=2.5), "num_simulations"),
+        (dict(noise_fraction=1.5), "noise_fraction"),
+        (dict(noise_fraction=0.25, dirichlet_alpha=0.0), "dirichlet_alpha"),
+        (dict(temperature=-1.0), "temperature"),
+        (dict(pb_c_base=0.0), "pb_c_base"),
+        (dict(backend="tpu"), "Unknown search backend"),
+        (dict(legal_actions_mask=np.zeros((2, 3), dtype=bool)), "allows no action"),
+        (dict(legal_actions_mask=np.ones((3, 2), dtype=bool)), "legal_actions_mask must have shape"),
+    ],
+)
+def test_bad_arguments_are_refused_with_a_clear_message(kwargs, message):
+    model = HashModel(3, seed=1)
+    arguments = dict(num_simulations=4, discount=DISCOUNT, rng=np.random.default_rng(0)) | kwargs
+    num_simulations = arguments.pop("num_simulations")
+    with pytest.raises(ValueError, match=message):
+        search(model.root(2), model.recurrent_fn, num_simulations, **arguments)
+
+
+def test_continuous_action_roots_are_refused():
+    root = RootInput(np.zeros((2, 3, 2)), np.zeros(2), np.zeros((2, 1)))
+    with pytest.raises(ValueError, match="continuous actions are not supported"):
+        search(root, lambda latent, action: None, 4, discount=DISCOUNT, rng=np.random.default_rng(0))
+
+
+def test_non_finite_roots_are_refused():
+    root = RootInput(np.array([[0.0, np.nan]]), np.zeros(1), np.zeros((1, 1)))
+    with pytest.raises(ValueError, match="finite"):
+        search(root, lambda latent, action: None, 4, discount=DISCOUNT, rng=np.random.default_rng(0))
+
+
+def test_auto_backend_is_cpu_for_host_latents():
+    from sb3_muzero.mcts.backends import cpu, get_backend
+
+    assert get_backend("auto", np.zeros((2, 3))) is cpu
+    assert get_backend("auto", th.zeros(2, 3)) is cpu
