@@ -1,0 +1,389 @@
+"""The Atari VecEnv: SB3 VecEnv contract, episode bookkeeping, episodic life, seeding, ids and options."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ale_py")
+
+from gymnasium import spaces
+from stable_baselines3.common.atari_wrappers import AtariWrapper
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import VecEnv
+
+from sb3_muzero.envs import AtariVecEnv, make_atari_vec_env
+
+BREAKOUT_V4 = "BreakoutNoFrameskip-v4"
+BREAKOUT_V5 = "ALE/Breakout-v5"
+BREAKOUT_LIVES = 5
+
+
+def random_actions(env: VecEnv, num_steps: int, seed: int = 0) -> np.ndarray:
+    """int64 ``[num_steps, n_envs]``."""
+    return np.random.default_rng(seed).integers(env.action_space.n, size=(num_steps, env.num_envs))
+
+
+def rollout(env: VecEnv, actions: np.ndarray) -> dict:
+    """Reset, then step through ``actions`` ``[T, n_envs]``; observations include the reset one."""
+    observations = [env.reset()]
+    rewards, dones, infos = [], [], []
+    for step_actions in actions:
+        obs, reward, done, info = env.step(step_actions)
+        observations.append(obs)
+        rewards.append(reward)
+        dones.append(done)
+        infos.append(info)
+    return dict(obs=np.stack(observations), rewards=np.stack(rewards), dones=np.stack(dones), infos=infos)
+
+
+@pytest.fixture
+def breakout():
+    env = make_atari_vec_env(BREAKOUT_V4, 3, seed=0)
+    yield env
+    env.close()
+
+
+# --------------------------------------------------------------------------------- VecEnv contract
+
+
+def test_spaces_shapes_and_dtypes(breakout):
+    assert isinstance(breakout, VecEnv) and breakout.num_envs == 3
+    assert breakout.observation_space == spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    assert breakout.action_space == spaces.Discrete(4)
+    obs = breakout.reset()
+    assert isinstance(obs, np.ndarray) and obs.shape == (3, 4, 84, 84) and obs.dtype == np.uint8
+    assert all(breakout.observation_space.contains(single) for single in obs)
+    # A new game's stack holds one frame, the newest last, the older slots zero (as VecFrameStack after reset).
+    assert not obs[:, :3].any() and obs[:, 3].reshape(3, -1).max(axis=1).min() > 0
+    obs, rewards, dones, infos = breakout.step(np.array([1, 2, 3]))
+    assert obs.shape == (3, 4, 84, 84) and obs.dtype == np.uint8
+    assert rewards.shape == (3,) and rewards.dtype == np.float32
+    assert dones.shape == (3,) and dones.dtype == np.bool_
+    assert isinstance(infos, list) and len(infos) == 3
+    assert all(info == {"TimeLimit.truncated": False} for info in infos)
+    assert [info["lives"] for info in breakout.reset_infos] == [BREAKOUT_LIVES] * 3
+
+
+def test_observations_are_independent_arrays(breakout):
+    first = breakout.reset()
+    kept = first.copy()
+    for actions in random_actions(breakout, 30):
+        breakout.step(actions)
+    np.testing.assert_array_equal(first, kept)
+
+
+def test_frame_stack_shifts_and_terminal_observation_continues_the_episode():
+    env = make_atari_vec_env(BREAKOUT_V4, 2, seed=3, terminal_on_life_loss=False, max_episode_steps=40)
+    run = rollout(env, random_actions(env, 100))
+    obs, dones, infos = run["obs"], run["dones"], run["infos"]
+    assert dones.sum() >= 4  # at least two time limits per env
+    for step in range(1, len(obs)):
+        for index in range(2):
+            if dones[step - 1, index]:
+                terminal = infos[step - 1][index]["terminal_observation"]
+                assert terminal.shape == (4, 84, 84) and terminal.dtype == np.uint8
+                np.testing.assert_array_equal(terminal[:3], obs[step - 1, index, 1:])
+                assert not obs[step, index, :3].any()  # a new game
+                assert not np.array_equal(terminal[3], obs[step, index, 3])
+            else:
+                np.testing.assert_array_equal(obs[step, index, :3], obs[step - 1, index, 1:])
+    env.close()
+
+
+def test_time_limit_truncates_with_episode_info():
+    env = make_atari_vec_env(BREAKOUT_V4, 2, seed=1, terminal_on_life_loss=False, max_episode_steps=25)
+    run = rollout(env, np.zeros((60, 2), dtype=np.int64))
+    expected_done_steps = [24, 49]
+    for step, infos in enumerate(run["infos"]):
+        at_limit = step in expected_done_steps
+        assert run["dones"][step].tolist() == [at_limit] * 2
+        for info in infos:
+            assert info["TimeLimit.truncated"] is at_limit
+            assert ("episode" in info) is at_limit
+            assert ("terminal_observation" in info) is at_limit
+            if at_limit:
+                assert info["episode"]["l"] == 25 and info["episode"]["r"] == 0.0 and info["episode"]["t"] >= 0.0
+                assert info["terminal_observation"].shape == (4, 84, 84)
+    env.close()
+
+
+def test_default_time_limit_is_the_registration_frame_limit():
+    env = make_atari_vec_env(BREAKOUT_V4, 1)
+    assert env.get_attr("max_episode_steps") == [108_000 // 4]
+    env.close()
+    env = make_atari_vec_env(BREAKOUT_V4, 1, frame_skip=3)
+    assert env.get_attr("max_episode_steps") == [108_000 // 3]
+    env.close()
+
+
+# ------------------------------------------------------------------------------- episode statistics
+
+
+def test_episode_score_is_the_unclipped_game_score():
+    """Same seed and actions: the games are identical, only the reward signal differs."""
+    kwargs = dict(seed=5, max_episode_steps=150)
+    clipped_env = make_atari_vec_env("SpaceInvadersNoFrameskip-v4", 2, **kwargs)
+    raw_env = make_atari_vec_env("SpaceInvadersNoFrameskip-v4", 2, clip_reward=False, terminal_on_life_loss=False, **kwargs)
+    actions = random_actions(clipped_env, 320, seed=1)
+    clipped, raw = rollout(clipped_env, actions), rollout(raw_env, actions)
+    assert raw["rewards"].max() > 1, "the game should give rewards that clipping changes"
+    np.testing.assert_array_equal(clipped["rewards"], np.sign(raw["rewards"]))
+    game_starts = np.zeros(2, dtype=int)
+    checked = 0
+    for step, infos in enumerate(clipped["infos"]):
+        for index, info in enumerate(infos):
+            if "episode" not in info:
+                continue
+            game = slice(game_starts[index], step + 1)
+            assert info["episode"]["r"] == raw["rewards"][game, index].sum()
+            assert info["episode"]["r"] != clipped["rewards"][game, index].sum()
+            assert info["episode"]["l"] == step + 1 - game_starts[index]
+            assert raw["infos"][step][index]["episode"]["r"] == info["episode"]["r"]
+            game_starts[index] = step + 1
+            checked += 1
+    assert checked >= 4
+    clipped_env.close()
+    raw_env.close()
+
+
+def test_life_loss_ends_the_training_episode_but_not_the_game():
+    """Episodic life against the same games played without it (same seed, same actions)."""
+    episodic_env = make_atari_vec_env(BREAKOUT_V4, 2, seed=11)
+    whole_game_env = make_atari_vec_env(BREAKOUT_V4, 2, seed=11, terminal_on_life_loss=False)
+    actions = random_actions(episodic_env, 450, seed=2)
+    episodic_env.reset()
+    whole_game = rollout(whole_game_env, actions)
+    dones_in_game = np.zeros(2, dtype=int)
+    life_losses = games = 0
+    blank_slots = np.zeros(2, dtype=int)
+    for step, step_actions in enumerate(actions):
+        obs, rewards, dones, infos = episodic_env.step(step_actions)
+        lives = episodic_env.get_attr("lives")
+        np.testing.assert_array_equal(rewards, whole_game["rewards"][step])
+        game_obs = whole_game["obs"][step + 1]
+        for index in range(2):
+            whole_game_info = whole_game["infos"][step][index]
+            assert ("episode" in infos[index]) is ("episode" in whole_game_info)
+            if "episode" in infos[index]:  # game over: both reset; 5 dones in the game, the last with stats
+                assert dones[index] and infos[index]["episode"]["r"] == whole_game_info["episode"]["r"]
+                assert infos[index]["episode"]["l"] == whole_game_info["episode"]["l"]
+                assert dones_in_game[index] + 1 == BREAKOUT_LIVES and lives[index] == BREAKOUT_LIVES
+                dones_in_game[index] = blank_slots[index] = 0
+                games += 1
+            elif dones[index]:  # a lost life: done, the game goes on, the frame stack starts over
+                np.testing.assert_array_equal(infos[index]["terminal_observation"], game_obs[index])
+                assert lives[index] == BREAKOUT_LIVES - 1 - dones_in_game[index]
+                assert not whole_game["dones"][step, index]
+                dones_in_game[index] += 1
+                blank_slots[index] = 3
+                life_losses += 1
+            np.testing.assert_array_equal(obs[index, blank_slots[index] :], game_obs[index, blank_slots[index] :])
+            assert not obs[index, : blank_slots[index]].any()
+            blank_slots[index] = max(blank_slots[index] - 1, 0)
+    assert games >= 2 and life_losses >= 8
+    episodic_env.close()
+    whole_game_env.close()
+
+
+# ------------------------------------------------------------------------------------------ seeding
+
+
+def test_same_seed_same_trajectories_different_seed_different():
+    actions = random_actions(make_atari_vec_env(BREAKOUT_V5, 2), 120, seed=4)
+    runs = {}
+    for name, seed in (("a", 123), ("b", 123), ("c", 124)):
+        env = make_atari_vec_env(BREAKOUT_V5, 2, seed=seed)  # sticky actions: the emulator's RNG matters
+        runs[name] = rollout(env, actions)
+        env.close()
+    for key in ("obs", "rewards", "dones"):
+        np.testing.assert_array_equal(runs["a"][key], runs["b"][key])
+    assert not np.array_equal(runs["a"]["obs"], runs["c"]["obs"])
+    assert not np.array_equal(runs["a"]["obs"][:, 0], runs["a"]["obs"][:, 1])  # env i is seeded with seed + i
+
+
+def test_seed_method_seeds_the_next_reset_only():
+    actions = random_actions(make_atari_vec_env(BREAKOUT_V5, 2), 60, seed=4)
+    seeded_at_build = make_atari_vec_env(BREAKOUT_V5, 2, seed=7)
+    expected = rollout(seeded_at_build, actions)
+    env = make_atari_vec_env(BREAKOUT_V5, 2)
+    assert env.seed(7) == [7, 8]
+    first = rollout(env, actions)
+    second = rollout(env, actions)  # no new seed: the random state goes on
+    for key in ("obs", "rewards", "dones"):
+        np.testing.assert_array_equal(first[key], expected[key])
+    assert not np.array_equal(second["obs"], expected["obs"])
+    env.close()
+    seeded_at_build.close()
+
+
+# ------------------------------------------------------------------------------- ids and options
+
+
+@pytest.mark.parametrize(
+    "env_id, game, sticky, num_actions",
+    [
+        (BREAKOUT_V4, "breakout", 0.0, 4),
+        (BREAKOUT_V5, "breakout", 0.25, 4),
+        ("PongNoFrameskip-v4", "pong", 0.0, 6),
+        ("ALE/Pong-v5", "pong", 0.25, 6),
+    ],
+)
+def test_both_id_styles(env_id, game, sticky, num_actions):
+    env = make_atari_vec_env(env_id, 2, seed=0)
+    assert env.get_attr("game") == [game] * 2
+    assert env.get_attr("repeat_action_probability") == [sticky] * 2
+    assert env.get_attr("spec")[0].id == env_id
+    assert env.action_space == spaces.Discrete(num_actions)
+    assert env.reset().shape == (2, 4, 84, 84)
+    env.close()
+
+
+def test_options_change_the_env():
+    env = make_atari_vec_env(
+        BREAKOUT_V4, 2, full_action_space=True, repeat_action_probability=0.1, screen_size=64, frame_stack=2, num_threads=1
+    )
+    assert env.action_space == spaces.Discrete(18)
+    assert env.observation_space.shape == (2, 64, 64)
+    assert env.reset().shape == (2, 2, 64, 64)
+    assert env.get_attr("repeat_action_probability") == [0.1, 0.1] and env.num_threads == 1
+    env.close()
+
+
+def test_unclipped_rewards_when_clipping_is_off():
+    env = make_atari_vec_env("SpaceInvadersNoFrameskip-v4", 1, seed=0, clip_reward=False)
+    rewards = rollout(env, random_actions(env, 150))["rewards"]
+    assert rewards.dtype == np.float32 and rewards.max() > 1
+    env.close()
+
+
+@pytest.mark.parametrize(
+    "env_id, error, message",
+    [
+        ("Breakout-v4", ValueError, "frameskip"),
+        ("CartPole-v1", ValueError, "not an Atari"),
+        ("BreakoutNoFrameskip-v9", ValueError, "BreakoutNoFrameskip-v4"),
+        ("ALE/Breakot-v5", ValueError, "ALE/Breakout-v5"),
+        ("NoSuchGame", ValueError, "NoFrameskip-v4"),
+        (42, TypeError, "env_id must be a string"),
+    ],
+)
+def test_bad_ids_raise_clearly(env_id, error, message):
+    with pytest.raises(error, match=message):
+        make_atari_vec_env(env_id, 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(frameskip=4), TypeError, "unknown option.*frameskip.*supported options: frame_skip"),
+        (dict(frame_skip=0), ValueError, "frame_skip must be >= 1, got 0"),
+        (dict(noop_max=-1), ValueError, "noop_max"),
+        (dict(clip_reward="yes"), TypeError, "clip_reward must be a bool"),
+        (dict(repeat_action_probability=1.5), ValueError, r"repeat_action_probability must be in \[0, 1\]"),
+        (dict(max_episode_steps=0), ValueError, "max_episode_steps"),
+        (dict(num_threads=0), ValueError, "num_threads"),
+        (dict(n_envs=0), ValueError, "n_envs must be >= 1"),
+        (dict(n_envs=2.0), TypeError, "n_envs must be an int"),
+        (dict(seed="1"), TypeError, "seed must be an int"),
+    ],
+)
+def test_bad_options_raise_clearly(kwargs, error, message):
+    n_envs = kwargs.pop("n_envs", 1)
+    with pytest.raises(error, match=message):
+        make_atari_vec_env(BREAKOUT_V4, n_envs, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "actions, error, message",
+    [
+        (np.array([0, 1]), ValueError, "expected 3 actions"),
+        (np.array([0.0, 1.0, 2.0]), TypeError, "integers"),
+        (np.array([0, 1, 4]), ValueError, r"in \[0, 3\]"),
+        (np.array([-1, 1, 2]), ValueError, r"in \[0, 3\]"),
+    ],
+)
+def test_bad_actions_raise_and_leave_the_env_usable(breakout, actions, error, message):
+    breakout.reset()
+    with pytest.raises(error, match=message):
+        breakout.step(actions)
+    obs, *_ = breakout.step(np.array([[0], [1], [2]], dtype=np.int32))  # [n, 1] and int32 are accepted
+    assert obs.shape == (3, 4, 84, 84)
+
+
+# ----------------------------------------------------------------------------------- VecEnv API
+
+
+def test_attributes_methods_and_wrappers(breakout):
+    assert breakout.get_attr("render_mode") == [None] * 3 and breakout.render_mode is None
+    assert breakout.get_attr("spec", indices=1)[0].id == BREAKOUT_V4
+    breakout.reset()
+    assert breakout.get_attr("lives", indices=[0, 2]) == [BREAKOUT_LIVES] * 2
+    assert breakout.get_attr("observation_space")[0] == breakout.observation_space
+    assert breakout.has_attr("frame_skip") and not breakout.has_attr("ale")
+    with pytest.raises(AttributeError, match=r"no per-env attribute 'ale'.*supported: lives"):
+        breakout.get_attr("ale")
+    with pytest.raises(IndexError):
+        breakout.get_attr("lives", indices=[3])
+    assert breakout.env_method("get_action_meanings", indices=[0]) == [["NOOP", "FIRE", "RIGHT", "LEFT"]]
+    with pytest.raises(NotImplementedError, match="get_action_meanings"):
+        breakout.env_method("clone_state")
+    with pytest.raises(NotImplementedError, match="make_atari_vec_env"):
+        breakout.set_attr("frame_skip", 2)
+    assert breakout.env_is_wrapped(Monitor) == [True] * 3
+    assert breakout.env_is_wrapped(AtariWrapper) == [False] * 3
+    with pytest.raises(NotImplementedError, match="rendering"):
+        breakout.render("rgb_array")
+
+
+def test_close_then_use_raises():
+    env = make_atari_vec_env(BREAKOUT_V4, 1)
+    env.reset()
+    env.close()
+    env.close()  # closing twice is fine
+    with pytest.raises(RuntimeError, match="closed"):
+        env.step(np.zeros(1, dtype=np.int64))
+    with pytest.raises(RuntimeError, match="closed"):
+        env.reset()
+
+
+def test_sb3_sees_channel_first_images_and_trains():
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+
+    env = make_atari_vec_env(BREAKOUT_V4, 2, seed=0)
+    assert isinstance(env, AtariVecEnv)
+    assert is_image_space(env.observation_space) and is_image_space_channels_first(env.observation_space)
+    model = PPO("CnnPolicy", env, n_steps=16, batch_size=32, n_epochs=1, seed=0, device="cpu")
+    assert model.get_env() is env  # no VecTransposeImage needed
+    model.learn(32)
+    assert model.num_timesteps == 32
+    env.close()
+
+
+def test_evaluate_policy_reports_game_scores():
+    """``evaluate_policy`` takes the Monitor path: whole games with their unclipped scores, no warning."""
+    import warnings
+
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    class RandomPolicy:
+        def __init__(self):
+            self.rng = np.random.default_rng(0)
+
+        def predict(self, observation, state=None, episode_start=None, deterministic=False):
+            return self.rng.integers(4, size=len(observation)), None
+
+    env = make_atari_vec_env("BreakoutNoFrameskip-v4", 2, seed=0)
+    reported = []
+
+    def collect(locals_, _globals):
+        if locals_["done"] and "episode" in locals_["info"]:
+            reported.append((locals_["info"]["episode"]["r"], locals_["info"]["episode"]["l"]))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rewards, lengths = evaluate_policy(
+            RandomPolicy(), env, n_eval_episodes=2, return_episode_rewards=True, callback=collect
+        )
+    assert len(rewards) == 2 and sorted(zip(rewards, lengths)) == sorted(reported)
+    assert min(lengths) > 100  # a whole game of 5 lives, not one life
+    env.close()
