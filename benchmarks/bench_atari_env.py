@@ -4,10 +4,11 @@
 
 SB3: ``VecFrameStack(make_atari_env(env_id, n_envs), 4)`` (``DummyVecEnv``, ``Monitor``, ``AtariWrapper``;
 needs OpenCV, ``pip install opencv-python``). Ours: ``make_atari_vec_env(env_id, n_envs)`` with its defaults,
-plus one line per ``--num-threads`` value given. Both see the same uniformly random actions; each is warmed
-up, then timed over ``--chunks`` chunks of ``--chunk-steps`` vector steps, and the median chunk is
-reported as env steps per second (``n_envs`` env steps per vector step). Prints one JSON line per
-implementation and a last line with the ratio ours / SB3.
+plus one more contender per ``--num-threads`` value given. All see uniformly random actions and are warmed
+up; then the timed chunks of ``--chunk-steps`` vector steps take turns (SB3, ours, ...) ``--chunks`` times,
+so that a change in the shared machine's load hits every contender alike. Reported: the median chunk,
+as env steps per second (``n_envs`` env steps per vector step). Prints one JSON line per contender and a
+last line with the ratio ours (defaults) / SB3.
 """
 
 import argparse
@@ -15,7 +16,8 @@ import functools
 import json
 import statistics
 import time
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
@@ -25,6 +27,10 @@ from sb3_muzero.envs import make_atari_vec_env
 
 def make_sb3_env(env_id: str, n_envs: int) -> VecEnv:
     """SB3's documented Atari setup."""
+    try:
+        import cv2  # noqa: F401  (SB3's AtariWrapper resizes frames with OpenCV)
+    except ImportError as error:
+        raise SystemExit("SB3's AtariWrapper needs OpenCV: pip install opencv-python") from error
     import ale_py
     import gymnasium
     from stable_baselines3.common.env_util import make_atari_env
@@ -34,33 +40,36 @@ def make_sb3_env(env_id: str, n_envs: int) -> VecEnv:
     return VecFrameStack(make_atari_env(env_id, n_envs=n_envs, seed=0), n_stack=4)
 
 
-def steps_per_second(env: VecEnv, warmup_steps: int, chunk_steps: int, chunks: int) -> tuple[float, list[float]]:
-    """Median env steps per second over timed chunks of random-action steps, and every chunk's figure."""
-    rng = np.random.default_rng(0)
-    actions = rng.integers(env.action_space.n, size=(warmup_steps + chunk_steps * chunks, env.num_envs))
-    env.reset()
-    for step in range(warmup_steps):
-        env.step(actions[step])
-    rates = []
-    for chunk in range(chunks):
-        start = warmup_steps + chunk * chunk_steps
+@dataclass
+class Contender:
+    """One env implementation under test and its timed chunks."""
+
+    impl: str
+    env: VecEnv
+    extra: dict[str, Any] = field(default_factory=dict)
+    rates: list[float] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.rng = np.random.default_rng(0)
+        self.env.reset()
+
+    def run(self, num_steps: int) -> float:
+        """Step ``num_steps`` times with random actions; env steps per second."""
+        actions = self.rng.integers(self.env.action_space.n, size=(num_steps, self.env.num_envs))
         began = time.perf_counter()
-        for step in range(start, start + chunk_steps):
-            env.step(actions[step])
-        rates.append(chunk_steps * env.num_envs / (time.perf_counter() - began))
-    return statistics.median(rates), rates
+        for step_actions in actions:
+            self.env.step(step_actions)
+        return num_steps * self.env.num_envs / (time.perf_counter() - began)
 
-
-def measure(impl: str, make_env: Callable[[], VecEnv], args: argparse.Namespace, **extra) -> float:
-    env = make_env()
-    try:
-        rate, rates = steps_per_second(env, args.warmup_steps, args.chunk_steps, args.chunks)
-    finally:
-        env.close()
-    record = {"impl": impl, "env_id": args.env_id, "n_envs": args.n_envs, **extra}
-    record.update(steps_per_s=round(rate, 1), chunk_steps_per_s=[round(r, 1) for r in rates])
-    print(json.dumps(record), flush=True)
-    return rate
+    def record(self, args: argparse.Namespace) -> dict[str, Any]:
+        return {
+            "impl": self.impl,
+            "env_id": args.env_id,
+            "n_envs": args.n_envs,
+            **self.extra,
+            "steps_per_s": round(statistics.median(self.rates), 1),
+            "chunk_steps_per_s": [round(rate, 1) for rate in self.rates],
+        }
 
 
 def main() -> None:
@@ -70,26 +79,28 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=200, help="vector steps before timing")
     parser.add_argument("--chunk-steps", type=int, default=250, help="vector steps per timed chunk")
     parser.add_argument("--chunks", type=int, default=7)
-    parser.add_argument("--num-threads", type=int, nargs="*", default=[], help="extra runs of ours with these thread counts")
+    parser.add_argument("--num-threads", type=int, nargs="*", default=[], help="extra contenders with these thread counts")
     args = parser.parse_args()
 
-    sb3_rate = measure("sb3_make_atari_env+VecFrameStack", lambda: make_sb3_env(args.env_id, args.n_envs), args)
-    default_env = make_atari_vec_env(args.env_id, args.n_envs, seed=0)
-    default_threads = default_env.num_threads
-    default_env.close()
-    ours_rate = measure(
-        "sb3_muzero.make_atari_vec_env",
-        lambda: make_atari_vec_env(args.env_id, args.n_envs, seed=0),
-        args,
-        num_threads=default_threads,
-    )
+    make_ours = functools.partial(make_atari_vec_env, args.env_id, args.n_envs, seed=0)
+    ours = make_ours()
+    contenders = [
+        Contender("sb3_make_atari_env+VecFrameStack", make_sb3_env(args.env_id, args.n_envs)),
+        Contender("sb3_muzero.make_atari_vec_env", ours, {"num_threads": ours.num_threads}),
+    ]
     for num_threads in args.num_threads:
-        measure(
-            "sb3_muzero.make_atari_vec_env",
-            functools.partial(make_atari_vec_env, args.env_id, args.n_envs, seed=0, num_threads=num_threads),
-            args,
-            num_threads=num_threads,
+        contenders.append(
+            Contender("sb3_muzero.make_atari_vec_env", make_ours(num_threads=num_threads), {"num_threads": num_threads})
         )
+    for contender in contenders:
+        contender.run(args.warmup_steps)
+    for _ in range(args.chunks):
+        for contender in contenders:
+            contender.rates.append(contender.run(args.chunk_steps))
+    for contender in contenders:
+        print(json.dumps(contender.record(args)), flush=True)
+        contender.env.close()
+    sb3_rate, ours_rate = (statistics.median(contender.rates) for contender in contenders[:2])
     print(json.dumps({"ratio": "make_atari_vec_env / sb3", "n_envs": args.n_envs, "speedup": round(ours_rate / sb3_rate, 2)}))
 
 

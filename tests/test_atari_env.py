@@ -387,3 +387,35 @@ def test_evaluate_policy_reports_game_scores():
     assert len(rewards) == 2 and sorted(zip(rewards, lengths)) == sorted(reported)
     assert min(lengths) > 100  # a whole game of 5 lives, not one life
     env.close()
+
+
+def test_numpy_scalars_are_accepted_as_options():
+    env = make_atari_vec_env(BREAKOUT_V4, np.int64(2), seed=np.int64(0), frame_skip=np.int64(3), clip_reward=np.bool_(False))
+    assert env.get_attr("frame_skip") == [3, 3] and type(env.get_attr("frame_skip")[0]) is int
+    assert env.reset().shape == (2, 4, 84, 84)
+    env.close()
+
+
+# ------------------------------------------------------------------------------------ ale-py import
+
+
+def test_ale_py_is_imported_only_when_an_env_is_built():
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    repo_root = pathlib.Path(__file__).resolve().parents[1]
+    code = "import sys, sb3_muzero.envs; assert 'ale_py' not in sys.modules, 'ale_py imported eagerly'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=repo_root, env={**os.environ, "PYTHONPATH": str(repo_root)})
+
+
+def test_missing_or_old_ale_py_explains_how_to_install(monkeypatch):
+    import ale_py
+
+    monkeypatch.setattr(ale_py, "__version__", "0.11.2")
+    with pytest.raises(ImportError, match=r"ale-py >= 0\.12, found 0\.11\.2.*sb3-muzero\[atari\]"):
+        make_atari_vec_env(BREAKOUT_V4, 1)
+    monkeypatch.setitem(__import__("sys").modules, "ale_py", None)
+    with pytest.raises(ImportError, match=r"need ale-py: pip install \"sb3-muzero\[atari\]\""):
+        make_atari_vec_env(BREAKOUT_V4, 1)

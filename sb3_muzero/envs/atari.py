@@ -14,7 +14,7 @@ Observations
 Steps
     An action is repeated for ``frame_skip`` emulator frames (default 4), with sticky actions
     (``repeat_action_probability``) applied per frame by the emulator. A game starts with up to
-    ``noop_max`` no-op frames and, where the game has FIRE, one FIRE frame.
+    ``noop_max - 1`` no-op frames and, where the game has FIRE, one FIRE frame.
 Rewards
     float32, the sign of the game reward when ``clip_reward`` (default), else the game reward.
 Episodes
@@ -43,6 +43,7 @@ reports for a reset env are those after the reset); ``get_attr("lives")`` gives 
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 import time
 from dataclasses import dataclass, fields
@@ -60,15 +61,32 @@ SUPPORTED_ID_FORMS = "'<Game>NoFrameskip-v4' (e.g. 'BreakoutNoFrameskip-v4') or 
 # ALE seeds and frame counters are C ints; seed -1 asks ale-py to keep an env's random state.
 INT32_LIMIT = 2**31
 KEEP_RANDOM_STATE = -1
+MIN_ALE_PY_VERSION = (0, 12)  # same-step autoreset with "final_obs" in the vector env's infos
 
 
 def _import_ale_py():
-    """Import ale-py, or explain how to install it."""
+    """Import ale-py (a version with same-step autoreset in its vector env), or explain how to install it."""
+    install_hint = 'pip install "sb3-muzero[atari]" (or pip install "ale-py>=0.12")'
     try:
         import ale_py
     except ImportError as error:
-        raise ImportError('Atari environments need ale-py: pip install "sb3-muzero[atari]" (or pip install ale-py)') from error
+        raise ImportError(f"Atari environments need ale-py: {install_hint}") from error
+    version = ale_py.__version__
+    if _release_numbers(version) < MIN_ALE_PY_VERSION:
+        minimum = ".".join(map(str, MIN_ALE_PY_VERSION))
+        raise ImportError(f"Atari environments need ale-py >= {minimum}, found {version}: {install_hint}")
     return ale_py
+
+
+def _release_numbers(version: str) -> tuple[int, ...]:
+    """``"0.12.1+8a8fafb"`` -> ``(0, 12, 1)``."""
+    numbers = []
+    for part in version.split("+")[0].split("."):
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        if not digits:
+            break
+        numbers.append(int(digits))
+    return tuple(numbers)
 
 
 @dataclass(frozen=True)
@@ -164,11 +182,17 @@ def parse_options(options: dict[str, Any], game: AtariGame) -> AtariOptions:
     if parsed.num_threads is not None:
         _check_int("num_threads", parsed.num_threads, minimum=1)
     return AtariOptions(
-        **{
-            **options,
-            "repeat_action_probability": float(repeat_action_probability),
-            "max_episode_steps": int(max_episode_steps),
-        }
+        frame_skip=int(parsed.frame_skip),
+        noop_max=int(parsed.noop_max),
+        fire_on_reset=bool(parsed.fire_on_reset),
+        terminal_on_life_loss=bool(parsed.terminal_on_life_loss),
+        clip_reward=bool(parsed.clip_reward),
+        repeat_action_probability=float(repeat_action_probability),
+        max_episode_steps=int(max_episode_steps),
+        full_action_space=bool(parsed.full_action_space),
+        screen_size=int(parsed.screen_size),
+        frame_stack=int(parsed.frame_stack),
+        num_threads=None if parsed.num_threads is None else int(parsed.num_threads),
     )
 
 
