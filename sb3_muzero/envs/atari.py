@@ -30,14 +30,20 @@ Infos (one dict per env, as ``DummyVecEnv`` builds them)
     the env was built}``, as SB3's ``Monitor`` reports under ``AtariWrapper``, so ``rollout/ep_rew_mean``
     is the real game score.
 
-Where it differs from SB3's Python stack, because ale-py's vector env works this way: the grayscale
-conversion uses the emulator's palette and happens before the max-pooling (SB3 converts the pooled RGB
-frame); a game starts with 0 to ``noop_max - 1`` no-op frames (SB3: 1 to ``noop_max``) and presses FIRE
-for one frame (SB3: a FIRE step and a step of action 2, ``frame_skip`` frames each); after a lost life the
-game goes on from the current frame, with no no-op or FIRE step in between, so the agent presses FIRE
-itself where a game needs it; ``episode["l"]`` counts agent steps (SB3's ``Monitor`` sits below the
-frame skip and counts emulator frames); step infos carry no ``lives`` or frame numbers (the values ale-py
-reports for a reset env are those after the reset); ``get_attr("lives")`` gives the current lives.
+Where it differs from SB3's Python stack, because ale-py's vector env works this way:
+
+* max-pooling is over grayscale frames (SB3 pools the RGB frames, then converts them); ALE's grayscale
+  palette itself gives the values of OpenCV's RGB-to-gray conversion on Breakout's frames;
+* a game starts with 0 to ``noop_max - 1`` no-op frames (SB3: 1 to ``noop_max``) and presses FIRE for one
+  frame (SB3: a FIRE step and a step of action 2, ``frame_skip`` frames each);
+* after a lost life the game goes on from the current frame, with no no-op or FIRE step in between, so the
+  agent presses FIRE itself where a game needs it;
+* ``episode["l"]`` counts agent steps (SB3's ``Monitor`` sits below the frame skip and counts emulator
+  frames, no-op and FIRE frames included);
+* step infos carry no ``lives`` or frame numbers (for an env reset in that step ale-py reports the values
+  after the reset); ``get_attr("lives")`` gives the current lives;
+* if a life is lost in the very step that reaches the time limit, the step reads as a truncation
+  (``TimeLimit.truncated`` True), where SB3 reports a termination.
 """
 
 from __future__ import annotations
