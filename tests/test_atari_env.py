@@ -334,8 +334,10 @@ def test_attributes_methods_and_wrappers(breakout):
         breakout.render("rgb_array")
 
 
-def test_close_then_use_raises():
+def test_step_before_reset_and_use_after_close_raise():
     env = make_atari_vec_env(BREAKOUT_V4, 1)
+    with pytest.raises(RuntimeError, match=r"call reset\(\) .* before step\(\)"):
+        env.step(np.zeros(1, dtype=np.int64))
     env.reset()
     env.close()
     env.close()  # closing twice is fine

@@ -300,6 +300,7 @@ class AtariVecEnv(VecEnv):
         self._frames_before_life_loss = np.zeros(n_envs, dtype=np.int64)
         self._start_time = time.time()
         self._closed = False
+        self._was_reset = False
         observation_space = spaces.Box(0, 255, (options.frame_stack, options.screen_size, options.screen_size), dtype=np.uint8)
         super().__init__(n_envs, observation_space, spaces.Discrete(len(self._action_meanings)))
 
@@ -320,11 +321,14 @@ class AtariVecEnv(VecEnv):
         self.reset_infos = [{"lives": lives} for lives in self._lives.tolist()]
         self._reset_seeds()
         self._reset_options()
+        self._was_reset = True
         return observations
 
     def step_async(self, actions: np.ndarray) -> None:
         """Send one action per env, int ``[n_envs]``; the emulators start at once, in C++ threads."""
-        self._check_open()
+        if not self._was_reset:
+            self._check_open()
+            raise RuntimeError(f"call reset() on this {type(self).__name__} before step()")
         self._ale.send(self._checked_actions(actions), self._paddle_strength)
 
     def step_wait(self) -> VecEnvStepReturn:
@@ -474,6 +478,7 @@ class AtariVecEnv(VecEnv):
         """Stop ale-py's worker threads and free the emulators; the env cannot be used afterwards."""
         if not self._closed:
             self._closed = True
+            self._was_reset = False
             self._vector_env.close()
             self._vector_env = None
             self._ale = None
