@@ -7,7 +7,9 @@ needs OpenCV, ``pip install opencv-python``). Ours: ``make_atari_vec_env(env_id,
 plus one more contender per ``--num-threads`` value given. All see uniformly random actions and are warmed
 up; then the timed chunks of ``--chunk-steps`` vector steps take turns (SB3, ours, ...) ``--chunks`` times,
 so that a change in the shared machine's load hits every contender alike. Reported: the median chunk,
-as env steps per second (``n_envs`` env steps per vector step). Prints one JSON line per contender and a
+as env steps per second (``n_envs`` env steps per vector step), and the median CPU seconds the process
+used per second (``cpu_s_per_s``: near 2 when ale-py's two threads got both cores of a 2-core machine,
+near 1 when other work held a core). Prints one JSON line per contender and a
 last line with the ratio ours (defaults) / SB3.
 """
 
@@ -48,18 +50,29 @@ class Contender:
     env: VecEnv
     extra: dict[str, Any] = field(default_factory=dict)
     rates: list[float] = field(default_factory=list)
+    cpu_loads: list[float] = field(default_factory=list)
 
     def __post_init__(self):
         self.rng = np.random.default_rng(0)
         self.env.reset()
 
-    def run(self, num_steps: int) -> float:
-        """Step ``num_steps`` times with random actions; env steps per second."""
+    def run(self, num_steps: int) -> tuple[float, float]:
+        """Step ``num_steps`` times with random actions.
+
+        :return: env steps per second, and CPU seconds this process used per second (about 1 for a
+            single-threaded env, up to the number of cores for a threaded one that gets them).
+        """
         actions = self.rng.integers(self.env.action_space.n, size=(num_steps, self.env.num_envs))
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         for step_actions in actions:
             self.env.step(step_actions)
-        return num_steps * self.env.num_envs / (time.perf_counter() - began)
+        seconds = time.perf_counter() - began
+        return num_steps * self.env.num_envs / seconds, (time.process_time() - cpu_began) / seconds
+
+    def run_timed_chunk(self, num_steps: int) -> None:
+        rate, cpu_load = self.run(num_steps)
+        self.rates.append(rate)
+        self.cpu_loads.append(cpu_load)
 
     def record(self, args: argparse.Namespace) -> dict[str, Any]:
         return {
@@ -69,6 +82,7 @@ class Contender:
             **self.extra,
             "steps_per_s": round(statistics.median(self.rates), 1),
             "chunk_steps_per_s": [round(rate, 1) for rate in self.rates],
+            "cpu_s_per_s": round(statistics.median(self.cpu_loads), 2),
         }
 
 
@@ -96,7 +110,7 @@ def main() -> None:
         contender.run(args.warmup_steps)
     for _ in range(args.chunks):
         for contender in contenders:
-            contender.rates.append(contender.run(args.chunk_steps))
+            contender.run_timed_chunk(args.chunk_steps)
     for contender in contenders:
         print(json.dumps(contender.record(args)), flush=True)
         contender.env.close()
