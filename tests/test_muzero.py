@@ -107,6 +107,20 @@ def test_loss_matches_an_explicit_per_step_computation():
     assert losses["loss"] == pytest.approx(expected, rel=1e-5)
 
 
+def test_consistency_loss_trains_the_dynamics_towards_the_encoded_next_latents():
+    model = MuZero("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0), seed=0, consistency_loss_coef=2.0,
+                   num_unroll_steps=3, **SMALL)  # fmt: skip
+    model.learn(200)
+    sample = model.replay_buffer.sample(32, 3, model.td_steps, 1.0, np.random.default_rng(0), with_next_observations=True)
+    sample = sample._replace(weights=np.ones(32, np.float32))
+    # The loss averages -cos over the K steps (masked): divide by the valid fraction to get a mean similarity.
+    valid = sample.next_observation_mask.mean()
+    before = -model._gradient_step(sample)["consistency_loss"] / valid
+    for _ in range(60):
+        after = -model._gradient_step(sample)["consistency_loss"] / valid
+    assert valid > 0.5 and after > 0.9 and after > before + 0.1
+
+
 def test_gradient_entering_the_dynamics_is_halved():
     from sb3_muzero.muzero.policies import scale_gradient
 

@@ -33,6 +33,7 @@ REAL_INTERVALS = dict(
     value_loss_coef=(0.0, np.inf, False),
     reward_loss_coef=(0.0, np.inf, False),
     policy_loss_coef=(0.0, np.inf, False),
+    consistency_loss_coef=(0.0, np.inf, False),
     prioritized_replay_alpha=(0.0, np.inf, False),
     prioritized_replay_beta=(0.0, 1.0, False),
     max_grad_norm=(0.0, np.inf, True),
@@ -72,6 +73,8 @@ class MuZero(OffPolicyAlgorithm):
     :param value_loss_coef: weight of the value loss
     :param reward_loss_coef: weight of the reward loss
     :param policy_loss_coef: weight of the policy loss
+    :param consistency_loss_coef: weight of the self-supervised consistency loss between the latents the dynamics
+        predict and the latents of the observations that really followed (EfficientZero); 0 turns it off
     :param optimizer: "adam", "adamw" or "sgd" (with momentum 0.9); ``policy_kwargs["optimizer_class"]`` overrides it
     :param weight_decay: L2 weight decay of the optimizer
     :param max_grad_norm: the maximum norm of the gradients (clipped above it)
@@ -126,6 +129,7 @@ class MuZero(OffPolicyAlgorithm):
         value_loss_coef: float = 0.25,
         reward_loss_coef: float = 1.0,
         policy_loss_coef: float = 1.0,
+        consistency_loss_coef: float = 0.0,
         optimizer: str = "adam",
         weight_decay: float = 1e-4,
         max_grad_norm: float = 5.0,
@@ -177,6 +181,7 @@ class MuZero(OffPolicyAlgorithm):
         self.value_loss_coef = value_loss_coef
         self.reward_loss_coef = reward_loss_coef
         self.policy_loss_coef = policy_loss_coef
+        self.consistency_loss_coef = consistency_loss_coef
         self.optimizer = optimizer
         self.weight_decay = weight_decay
         self.max_grad_norm = max_grad_norm
@@ -256,6 +261,8 @@ class MuZero(OffPolicyAlgorithm):
             noise_fraction=self.root_exploration_fraction,
             backend=self.search_backend,
         )
+        if self.consistency_loss_coef > 0:
+            policy_kwargs.setdefault("projection_dim", 64)
         policy = self.policy_class(
             self.observation_space, self.action_space, self.lr_schedule, search_settings=search_settings, **policy_kwargs
         )
@@ -387,7 +394,10 @@ class MuZero(OffPolicyAlgorithm):
         beta = self.prioritized_replay_beta + (1.0 - self.prioritized_replay_beta) * (1.0 - self._current_progress_remaining)
         totals: dict[str, float] = {}
         for _ in range(num_steps):
-            sample = self.replay_buffer.sample(batch_size, self.num_unroll_steps, self.td_steps, beta, self.replay_rng)
+            sample = self.replay_buffer.sample(
+                batch_size, self.num_unroll_steps, self.td_steps, beta, self.replay_rng,
+                with_next_observations=self.consistency_loss_coef > 0,
+            )  # fmt: skip
             for key, value in self._gradient_step(sample).items():
                 totals[key] = totals.get(key, 0.0) + value
             self._n_updates += 1
@@ -412,7 +422,9 @@ class MuZero(OffPolicyAlgorithm):
         value_loss = self.policy.head_loss(value_logits, value_targets[:, 0]) * value_mask[:, 0]
         policy_loss = _cross_entropy(policy_logits, policy_targets[:, 0]) * policy_mask[:, 0]
         reward_loss = th.zeros_like(value_loss)
+        consistency_loss = th.zeros_like(value_loss)
         predicted_value = self.policy.to_scalar(value_logits.detach())
+        encoded_next = self._encode_next_observations(sample)
 
         # Recurrent steps: the dynamics follow the stored actions; each step's loss is scaled by 1/K and the
         # gradient entering the dynamics by 1/2.
@@ -425,12 +437,20 @@ class MuZero(OffPolicyAlgorithm):
                 reward_loss + scale * self.policy.head_loss(reward_logits, reward_targets[:, k - 1]) * reward_mask[:, k - 1]
             )
             policy_loss = policy_loss + scale * _cross_entropy(policy_logits, policy_targets[:, k]) * policy_mask[:, k]
+            if encoded_next is not None:
+                next_mask = to_tensor(sample.next_observation_mask[:, k - 1])
+                consistency_loss = (
+                    consistency_loss + scale * self.policy.consistency_loss(latent, encoded_next[k - 1]) * next_mask
+                )
 
         weights = to_tensor(sample.weights)
-        loss = (
-            weights
-            * (self.value_loss_coef * value_loss + self.reward_loss_coef * reward_loss + self.policy_loss_coef * policy_loss)
-        ).mean()
+        per_sample = (
+            self.value_loss_coef * value_loss
+            + self.reward_loss_coef * reward_loss
+            + self.policy_loss_coef * policy_loss
+            + self.consistency_loss_coef * consistency_loss
+        )
+        loss = (weights * per_sample).mean()
         self.policy.optimizer.zero_grad()
         loss.backward()
         th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
@@ -444,8 +464,22 @@ class MuZero(OffPolicyAlgorithm):
             "value_loss": (weights * value_loss).mean().item(),
             "reward_loss": (weights * reward_loss).mean().item(),
             "policy_loss": (weights * policy_loss).mean().item(),
+            "consistency_loss": (weights * consistency_loss).mean().item(),
             "value_error": (predicted_value - value_targets[:, 0]).abs().mean().item(),
         }
+
+    def _encode_next_observations(self, sample: ReplaySample) -> Optional[list[th.Tensor]]:
+        """The latents of the observations at t+1..t+K ([B, ...] each), for the consistency loss (None if it is off)."""
+        if self.consistency_loss_coef == 0:
+            return None
+        next_observations = self._normalize_observations(sample.next_observations)
+        if isinstance(next_observations, dict):
+            flat = {key: value.reshape(-1, *value.shape[2:]) for key, value in next_observations.items()}
+        else:
+            flat = next_observations.reshape(-1, *next_observations.shape[2:])
+        with th.no_grad():
+            latents = self.policy.represent(obs_as_tensor(flat, self.device))
+        return list(latents.view(len(sample.slots), self.num_unroll_steps, *latents.shape[1:]).unbind(1))
 
     def _value_targets(self, sample: ReplaySample) -> np.ndarray:
         """[B, K+1] n-step value targets, bootstrapped from the target network when there is one."""

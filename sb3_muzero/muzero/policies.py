@@ -81,6 +81,26 @@ class MlpPrediction(nn.Module):
         return self.policy_head(hidden), self.value_head(hidden)
 
 
+class Projection(nn.Module):
+    """EfficientZero's projection of latents [B, L] to [B, P], with a predictor head on the online branch."""
+
+    def __init__(self, latent_dim: int, projection_dim: int):
+        super().__init__()
+        hidden = 2 * projection_dim
+
+        def mlp(in_dim: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, projection_dim)
+            )
+
+        self.project = mlp(latent_dim)
+        self.predict = mlp(projection_dim)
+
+    def forward(self, latent: th.Tensor, with_predictor: bool) -> th.Tensor:
+        projected = self.project(latent)
+        return self.predict(projected) if with_predictor else projected
+
+
 class MuZeroPolicy(BasePolicy):
     """The three MuZero networks and the search that turns them into a policy.
 
@@ -94,6 +114,8 @@ class MuZeroPolicy(BasePolicy):
     :param support_size: values and rewards are distributions over ``-support_size..support_size`` of ``h(x)``
     :param value_representation: "categorical" (MuZero's distributions) or "scalar" (one output in ``h`` space,
         squared error)
+    :param projection_dim: size of the projection used by the self-supervised consistency loss (EfficientZero);
+        0 builds no projection (the algorithm sets it when the loss is on)
     :param search_settings: how to search (set by the algorithm)
     :param features_extractor_class: Features extractor to use
     :param features_extractor_kwargs: Keyword arguments to pass to the features extractor
@@ -112,6 +134,7 @@ class MuZeroPolicy(BasePolicy):
         activation_fn: type[nn.Module] = nn.ReLU,
         support_size: int = 20,
         value_representation: str = "categorical",
+        projection_dim: int = 0,
         search_settings: Optional[SearchSettings | dict[str, Any]] = None,
         features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
         features_extractor_kwargs: Optional[dict[str, Any]] = None,
@@ -139,6 +162,7 @@ class MuZeroPolicy(BasePolicy):
         self.activation_fn = activation_fn
         self.support_size = support_size
         self.value_representation = value_representation
+        self.projection_dim = projection_dim
         if isinstance(search_settings, dict):
             search_settings = SearchSettings(**search_settings)
         self.search_settings = search_settings or SearchSettings()
@@ -185,6 +209,8 @@ class MuZeroPolicy(BasePolicy):
         self.prediction = MlpPrediction(
             self.latent_dim, self.num_actions, sizes["prediction"], self.distribution_dim, self.activation_fn
         )
+        if self.projection_dim > 0:
+            self.projection = Projection(self.latent_dim, self.projection_dim)
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
 
     def represent(self, obs: PyTorchObs) -> th.Tensor:
@@ -203,6 +229,14 @@ class MuZeroPolicy(BasePolicy):
         next_latent, reward_logits = self.dynamics(latent, action)
         policy_logits, value_logits = self.prediction(next_latent)
         return next_latent, reward_logits, policy_logits, value_logits
+
+    def consistency_loss(self, predicted_latent: th.Tensor, encoded_latent: th.Tensor) -> th.Tensor:
+        """Per-sample negative cosine similarity between the projected, predicted latents [B, ...] of the dynamics
+        and the projected latents [B, ...] of the real observations, the latter without gradient (SimSiam)."""
+        prediction = self.projection(predicted_latent.flatten(1), with_predictor=True)
+        with th.no_grad():
+            target = self.projection(encoded_latent.flatten(1), with_predictor=False)
+        return -nn.functional.cosine_similarity(prediction, target, dim=-1)
 
     def to_scalar(self, outputs: th.Tensor) -> th.Tensor:
         """Value or reward head outputs [B, V] -> scalars [B]."""
@@ -268,6 +302,7 @@ class MuZeroPolicy(BasePolicy):
                 activation_fn=self.activation_fn,
                 support_size=self.support_size,
                 value_representation=self.value_representation,
+                projection_dim=self.projection_dim,
                 search_settings=asdict(self.search_settings),
                 lr_schedule=self._dummy_schedule,
                 optimizer_class=self.optimizer_class,
