@@ -122,7 +122,7 @@ def test_consistency_loss_trains_the_dynamics_towards_the_encoded_next_latents()
 
 
 def test_gradient_entering_the_dynamics_is_halved():
-    from sb3_muzero.muzero.policies import scale_gradient
+    from sb3_muzero.muzero.latent import scale_gradient
 
     x = th.ones(3, requires_grad=True)
     (scale_gradient(x, 0.5) * 2).sum().backward()

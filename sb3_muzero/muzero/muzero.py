@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from typing import Any, ClassVar, Optional, TypeVar, Union
 
 import numpy as np
@@ -12,7 +13,9 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStac
 
 from sb3_muzero.mcts.backends import BACKENDS
 from sb3_muzero.mcts.search import to_numpy
-from sb3_muzero.muzero.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, MuZeroPolicy, SearchSettings, scale_gradient
+from sb3_muzero.muzero.augmentation import augment, check_augmentations
+from sb3_muzero.muzero.latent import scale_gradient
+from sb3_muzero.muzero.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, MuZeroPolicy, SearchSettings
 from sb3_muzero.replay import MuZeroReplayBuffer, ReplaySample
 
 SelfMuZero = TypeVar("SelfMuZero", bound="MuZero")
@@ -75,6 +78,8 @@ class MuZero(OffPolicyAlgorithm):
     :param policy_loss_coef: weight of the policy loss
     :param consistency_loss_coef: weight of the self-supervised consistency loss between the latents the dynamics
         predict and the latents of the observations that really followed (EfficientZero); 0 turns it off
+    :param augmentation: augmentations of image observations during training: any of "shift" (random shift by
+        up to 4 pixels) and "intensity" (random brightness)
     :param optimizer: "adam", "adamw" or "sgd" (with momentum 0.9); ``policy_kwargs["optimizer_class"]`` overrides it
     :param weight_decay: L2 weight decay of the optimizer
     :param max_grad_norm: the maximum norm of the gradients (clipped above it)
@@ -130,6 +135,7 @@ class MuZero(OffPolicyAlgorithm):
         reward_loss_coef: float = 1.0,
         policy_loss_coef: float = 1.0,
         consistency_loss_coef: float = 0.0,
+        augmentation: Sequence[str] = (),
         optimizer: str = "adam",
         weight_decay: float = 1e-4,
         max_grad_norm: float = 5.0,
@@ -182,6 +188,7 @@ class MuZero(OffPolicyAlgorithm):
         self.reward_loss_coef = reward_loss_coef
         self.policy_loss_coef = policy_loss_coef
         self.consistency_loss_coef = consistency_loss_coef
+        self.augmentation = check_augmentations(augmentation)
         self.optimizer = optimizer
         self.weight_decay = weight_decay
         self.max_grad_norm = max_grad_norm
@@ -200,6 +207,11 @@ class MuZero(OffPolicyAlgorithm):
 
     def _check_arguments(self) -> None:
         """Refuse unsupported spaces and hyperparameters with a message naming what is supported."""
+        if self.env is not None:
+            self._check_spaces()
+        self._check_hyperparameters()
+
+    def _check_spaces(self) -> None:
         if not isinstance(self.action_space, spaces.Discrete):
             raise ValueError(
                 f"MuZero supports Discrete action spaces only, got {self.action_space}; "
@@ -213,6 +225,14 @@ class MuZero(OffPolicyAlgorithm):
                 f"MuZero supports Box, Discrete, MultiDiscrete and MultiBinary observations, and Dict observations of Box "
                 f"parts; got {self.observation_space}"
             )
+        if self.augmentation and not (
+            isinstance(self.observation_space, spaces.Box) and len(self.observation_space.shape) == 3
+        ):
+            raise ValueError(
+                f"augmentation {self.augmentation} needs image observations [C, H, W], got {self.observation_space}"
+            )
+
+    def _check_hyperparameters(self) -> None:
         for name, minimum in INTEGER_MINIMUMS.items():
             value = getattr(self, name)
             if not (_is_int(value) and value >= minimum):
@@ -222,6 +242,12 @@ class MuZero(OffPolicyAlgorithm):
             if not (isinstance(value, (int, float)) and (low < value if low_open else low <= value) and value <= high):
                 interval = f"{'(' if low_open else '['}{low}, {'inf)' if high == np.inf else f'{high}]'}"
                 raise ValueError(f"{name} must be in {interval}, got {value!r}")
+        if self.augmentation and not (
+            isinstance(self.observation_space, spaces.Box) and len(self.observation_space.shape) == 3
+        ):
+            raise ValueError(
+                f"augmentation {self.augmentation} needs image observations [C, H, W], got {self.observation_space}"
+            )
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Unknown optimizer {self.optimizer!r}; supported: {', '.join(OPTIMIZERS)}")
         if self.search_backend not in BACKENDS:
@@ -410,7 +436,7 @@ class MuZero(OffPolicyAlgorithm):
 
     def _gradient_step(self, sample: ReplaySample) -> dict[str, float]:
         """One update on a batch of K-step unrolls, as in the paper's ``update_weights``; returns the losses."""
-        observations = obs_as_tensor(self._normalize_observations(sample.observations), self.device)
+        observations, next_observations = self._training_observations(sample)
         to_tensor = lambda array: th.as_tensor(array, device=self.device)  # noqa: E731
         value_targets = to_tensor(self._value_targets(sample))
         value_mask, policy_mask = to_tensor(sample.value_mask), to_tensor(sample.policy_mask)
@@ -424,7 +450,7 @@ class MuZero(OffPolicyAlgorithm):
         reward_loss = th.zeros_like(value_loss)
         consistency_loss = th.zeros_like(value_loss)
         predicted_value = self.policy.to_scalar(value_logits.detach())
-        encoded_next = self._encode_next_observations(sample)
+        encoded_next = self._encode(next_observations) if next_observations is not None else None
 
         # Recurrent steps: the dynamics follow the stored actions; each step's loss is scaled by 1/K and the
         # gradient entering the dynamics by 1/2.
@@ -468,18 +494,29 @@ class MuZero(OffPolicyAlgorithm):
             "value_error": (predicted_value - value_targets[:, 0]).abs().mean().item(),
         }
 
-    def _encode_next_observations(self, sample: ReplaySample) -> Optional[list[th.Tensor]]:
-        """The latents of the observations at t+1..t+K ([B, ...] each), for the consistency loss (None if it is off)."""
-        if self.consistency_loss_coef == 0:
-            return None
-        next_observations = self._normalize_observations(sample.next_observations)
-        if isinstance(next_observations, dict):
-            flat = {key: value.reshape(-1, *value.shape[2:]) for key, value in next_observations.items()}
-        else:
-            flat = next_observations.reshape(-1, *next_observations.shape[2:])
+    def _training_observations(self, sample: ReplaySample) -> tuple[th.Tensor, Optional[th.Tensor]]:
+        """The sampled observations [B, ...] and, for the consistency loss, the next ones [B, K, ...], as tensors
+        (normalized by VecNormalize if the env has one; augmented together if augmentation is on)."""
+        observations = obs_as_tensor(self._normalize_observations(sample.observations), self.device)
+        next_observations = None
+        if self.consistency_loss_coef > 0:
+            next_observations = obs_as_tensor(self._normalize_observations(sample.next_observations), self.device)
+        if self.augmentation:
+            sequence = observations.unsqueeze(1).float()
+            if next_observations is not None:
+                sequence = th.cat([sequence, next_observations.float()], dim=1)
+            sequence = augment(sequence, self.augmentation)
+            observations, next_observations = sequence[:, 0], (sequence[:, 1:] if next_observations is not None else None)
+        return observations, next_observations
+
+    def _encode(self, next_observations: Union[th.Tensor, dict[str, th.Tensor]]) -> list[th.Tensor]:
+        """The latents (without gradient) of observations [B, K, ...] (or a dict of those), as K tensors [B, ...]."""
+        parts = next_observations if isinstance(next_observations, dict) else {"": next_observations}
+        batch, steps = next(iter(parts.values())).shape[:2]
+        flat = {key: value.reshape(batch * steps, *value.shape[2:]) for key, value in parts.items()}
         with th.no_grad():
-            latents = self.policy.represent(obs_as_tensor(flat, self.device))
-        return list(latents.view(len(sample.slots), self.num_unroll_steps, *latents.shape[1:]).unbind(1))
+            latents = self.policy.represent(flat if isinstance(next_observations, dict) else flat[""])
+        return list(latents.view(batch, steps, *latents.shape[1:]).unbind(1))
 
     def _value_targets(self, sample: ReplaySample) -> np.ndarray:
         """[B, K+1] n-step value targets, bootstrapped from the target network when there is one."""
