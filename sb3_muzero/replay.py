@@ -112,8 +112,17 @@ class SumTree:
     """Priorities of ``capacity`` slots with O(log n) update and proportional sampling."""
 
     def __init__(self, capacity: int):
-        self.leaf_offset = 1 << max(1, math.ceil(math.log2(max(capacity, 2))))
+        self.leaf_offset = self.leaves_for(capacity)
         self.tree = np.zeros(2 * self.leaf_offset, dtype=np.float64)  # tree[1] is the total
+
+    @staticmethod
+    def leaves_for(capacity: int) -> int:
+        """Leaves of the tree: the power of two at or above ``capacity``."""
+        return 1 << max(1, math.ceil(math.log2(max(capacity, 2))))
+
+    @classmethod
+    def bytes_for(cls, capacity: int) -> int:
+        return 2 * cls.leaves_for(capacity) * np.dtype(np.float64).itemsize
 
     @property
     def total(self) -> float:
@@ -348,32 +357,38 @@ class MuZeroReplayBuffer:
             shape = (shape[0] // self.frame_stack, *shape[1:])
         return {"": (shape, dtype)}
 
-    def bytes_per_step(self) -> int:
-        """Memory one stored env step takes, everything included."""
-        observation = sum(int(np.prod(shape)) * dtype.itemsize for shape, dtype in self._stored_observation_spaces().values())
-        # action, reward, root value, final value, policy, flags, episode id, step, links, 2 sum-tree nodes
-        bookkeeping = self._action_dtype().itemsize + 4 * 3 + 4 * self.num_actions + 2 + 8 + 4 + 4 * 2 + 16
-        return observation + bookkeeping
+    def _per_step_arrays(self) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
+        """Every per-step array: name -> (shape of one step, dtype, fill value)."""
+        action_dtype = np.dtype(np.uint8 if self.num_actions <= 256 else np.int32)
+        return {
+            "actions": ((), action_dtype, 0),
+            "rewards": ((), np.dtype(np.float32), 0),
+            "root_values": ((), np.dtype(np.float32), 0),
+            "final_values": ((), np.dtype(np.float32), 0),  # value of the state after a truncation
+            "policies": ((self.num_actions,), np.dtype(np.float32), 0),
+            "terminated": ((), np.dtype(np.bool_), 0),
+            "truncated": ((), np.dtype(np.bool_), 0),
+            "episode_id": ((), np.dtype(np.int64), -1),
+            "step_in_episode": ((), np.dtype(np.int32), -1),
+            "previous_slot": ((), np.dtype(np.int32), -1),
+            "next_slot": ((), np.dtype(np.int32), -1),
+        }
 
-    def _action_dtype(self) -> np.dtype:
-        return np.dtype(np.uint8 if self.num_actions <= 256 else np.int32)
+    def bytes_per_step(self) -> int:
+        """Memory one stored env step takes, everything included (observations, targets, links, priorities)."""
+        stored = list(self._stored_observation_spaces().values()) + [
+            (shape, dtype) for shape, dtype, _ in self._per_step_arrays().values()
+        ]
+        per_step = sum(int(np.prod(shape)) * dtype.itemsize for shape, dtype in stored)
+        return per_step + math.ceil(SumTree.bytes_for(self.capacity) / self.capacity)
 
     def _allocate(self) -> None:
         capacity = self.capacity
         self.observations = {
             key: np.zeros((capacity, *shape), dtype=dtype) for key, (shape, dtype) in self._stored_observation_spaces().items()
         }
-        self.actions = np.zeros(capacity, dtype=self._action_dtype())
-        self.rewards = np.zeros(capacity, dtype=np.float32)
-        self.root_values = np.zeros(capacity, dtype=np.float32)
-        self.final_values = np.zeros(capacity, dtype=np.float32)  # value after a truncation
-        self.policies = np.zeros((capacity, self.num_actions), dtype=np.float32)
-        self.terminated = np.zeros(capacity, dtype=np.bool_)
-        self.truncated = np.zeros(capacity, dtype=np.bool_)
-        self.episode_id = np.full(capacity, -1, dtype=np.int64)
-        self.step_in_episode = np.full(capacity, -1, dtype=np.int32)
-        self.previous_slot = np.full(capacity, -1, dtype=np.int32)
-        self.next_slot = np.full(capacity, -1, dtype=np.int32)
+        for name, (shape, dtype, fill) in self._per_step_arrays().items():
+            setattr(self, name, np.full((capacity, *shape), fill, dtype=dtype))
         self.priorities = SumTree(capacity)
         self.first_stacks: dict[int, np.ndarray] = {}  # slot -> full first observation, when its older frames are not zero
         self.position = 0  # next slot to write

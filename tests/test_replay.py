@@ -255,8 +255,11 @@ def test_observations_that_are_not_frame_stacks_are_refused():
 
 def test_an_atari_step_costs_at_most_1_1_frames_and_oversized_buffers_are_refused():
     space = spaces.Box(0, 255, (4, 84, 84), np.uint8)
-    buffer = MuZeroReplayBuffer(10, space, spaces.Discrete(18), gamma=0.997, frame_stack=4)
+    buffer = MuZeroReplayBuffer(1000, space, spaces.Discrete(18), gamma=0.997, frame_stack=4)
     assert buffer.bytes_per_step() <= 1.1 * 84 * 84
+    arrays = [value for value in vars(buffer).values() if isinstance(value, np.ndarray) and len(value) == 1000]
+    allocated = sum(array.nbytes for array in arrays) + buffer.observations[""].nbytes + buffer.priorities.tree.nbytes
+    assert allocated / 1000 <= buffer.bytes_per_step()  # the estimate covers what is really allocated
     with pytest.raises(MemoryError, match="force_memory=True"):
         MuZeroReplayBuffer(10**12, space, spaces.Discrete(18), gamma=0.997, frame_stack=4)
 
