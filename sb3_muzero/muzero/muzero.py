@@ -12,6 +12,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStac
 
 from sb3_muzero.mcts.backends import BACKENDS
 from sb3_muzero.mcts.search import to_numpy
+from sb3_muzero.muzero.persistence import PersistenceMixin
 from sb3_muzero.muzero.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, MuZeroPolicy, SearchSettings, scale_gradient
 from sb3_muzero.replay import MuZeroReplayBuffer, ReplaySample
 
@@ -40,7 +41,7 @@ REAL_INTERVALS = dict(
 )
 
 
-class MuZero(OffPolicyAlgorithm):
+class MuZero(PersistenceMixin, OffPolicyAlgorithm):
     """
     MuZero: planning with a learned model.
 
@@ -187,7 +188,6 @@ class MuZero(OffPolicyAlgorithm):
         self.temperature = temperature_initial
         self.target_policy: Optional[MuZeroPolicy] = None
         self._pending_gradient_steps = 0.0
-        self._check_arguments()
         if _init_setup_model:
             self._setup_model()
 
@@ -223,6 +223,7 @@ class MuZero(OffPolicyAlgorithm):
             raise ValueError(f"Unknown search_backend {self.search_backend!r}; supported: {', '.join(BACKENDS)}")
 
     def _setup_model(self) -> None:
+        self._check_arguments()
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
         if self.replay_buffer is None:
