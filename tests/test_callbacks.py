@@ -180,8 +180,13 @@ def test_muzero_checkpoint_keeps_the_last_ones(tmp_path):
 def test_muzero_checkpoint_refuses_envs_that_cannot_be_saved(tmp_path):
     env = Monitor(gym.make(ENV_ID), filename=str(tmp_path / "monitor"))  # holds an open file
     model = MuZero("MlpPolicy", env, **SMALL)
-    with pytest.raises(ValueError, match="save_env=True needs envs that can be pickled"):
+    with pytest.raises(ValueError, match="Saving the envs needs envs that can be pickled"):
         model.learn(10, callback=CheckpointCallback(5, str(tmp_path), save_env=True))
+    normalized = MuZero("MlpPolicy", VecNormalize(DummyVecEnv([lambda: gym.make(ENV_ID)]), norm_reward=False), **SMALL)
+    with pytest.raises(ValueError, match="A VecNormalize env cannot be saved in the model file"):
+        normalized.learn(10, callback=CheckpointCallback(5, str(tmp_path), save_env=True))
+    with pytest.raises(ValueError, match="A VecNormalize env cannot be saved in the model file"):
+        normalized.save(tmp_path / "model.zip", include=["env"])
     with pytest.raises(ValueError, match="save_freq must be an integer >= 1, got 0"):
         CheckpointCallback(0, str(tmp_path))
     with pytest.raises(ValueError, match="keep_last must be None or an integer >= 1, got 0"):

@@ -5,10 +5,9 @@ import pickle
 import re
 from typing import NamedTuple, Optional
 
-import cloudpickle
 from stable_baselines3.common import callbacks as sb3_callbacks
-from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_muzero.common.env_checks import check_env_can_be_saved
 from sb3_muzero.common.files import atomic_write
 
 REPLAY_SUFFIX = "npz"
@@ -32,7 +31,8 @@ class CheckpointCallback(sb3_callbacks.CheckpointCallback):
     :param save_replay_buffer: save the replay buffer too (default: yes, a MuZero run needs it to resume)
     :param save_vecnormalize: save the ``VecNormalize`` statistics too
     :param save_env: pickle the envs into the model file, so that ``MuZero.load(path)`` continues them where they
-        were (needs envs that pickle, e.g. a ``DummyVecEnv`` of Python envs; checked when training starts)
+        were (needs envs that pickle, e.g. a ``DummyVecEnv`` of Python envs, and no ``VecNormalize``; checked when
+        training starts)
     :param keep_last: keep only the newest ``keep_last`` checkpoints (default: keep all)
     :param verbose: 2 prints where each checkpoint goes
     """
@@ -61,7 +61,7 @@ class CheckpointCallback(sb3_callbacks.CheckpointCallback):
     def _init_callback(self) -> None:
         super()._init_callback()
         if self.save_env:
-            check_env_pickles(self.model.get_env())
+            check_env_can_be_saved(self.model.get_env(), try_pickling=True)
 
     def _on_step(self) -> bool:
         if self.n_calls % self.save_freq == 0:
@@ -143,17 +143,3 @@ def latest_checkpoint(save_path: str, name_prefix: str = "rl_model") -> Optional
     """The newest complete checkpoint in ``save_path``, or ``None`` if there is none."""
     checkpoints = find_checkpoints(save_path, name_prefix)
     return checkpoints[-1] if checkpoints else None
-
-
-def check_env_pickles(env: Optional[VecEnv]) -> None:
-    """Refuse, before a long run starts, envs that cannot be saved with the model.
-
-    :raise ValueError: naming the reason pickling failed
-    """
-    try:
-        cloudpickle.dumps(env)
-    except Exception as error:
-        raise ValueError(
-            f"save_env=True needs envs that can be pickled, and {env} cannot: {error}. Use a DummyVecEnv of envs that "
-            "pickle, or save_env=False (a resumed run then starts new episodes)"
-        ) from error

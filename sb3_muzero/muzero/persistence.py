@@ -16,7 +16,8 @@ gradient step pending), the last observations and the optimizer state are in SB3
 continue where they were in one of two ways:
 
 - ``model.save(path, include=["env"])`` pickles the envs into the file (their state and their own
-  generators; this needs envs that pickle, such as a ``DummyVecEnv`` of Python envs), and
+  generators; this needs envs that pickle, such as a ``DummyVecEnv`` of Python envs, and no
+  ``VecNormalize``), and
   ``MuZero.load(path)`` without ``env`` continues with them: the way to resume in a new process;
 - ``MuZero.load(path, env=env, force_reset=False)`` with the very env object the run was using, untouched
   since the save: the way to resume in the same process.
@@ -30,6 +31,7 @@ import copy
 import json
 import warnings
 import zipfile
+from collections.abc import Iterable
 from typing import Any, Optional, TypeVar, Union
 
 import torch as th
@@ -37,8 +39,8 @@ from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.save_util import json_to_data, load_from_zip_file
 from stable_baselines3.common.type_aliases import GymEnv, TensorDict
-from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_muzero.common.env_checks import check_env_can_be_saved, check_env_spaces
 from sb3_muzero.common.files import PathOrFile, atomic_write, check_zip_archive, readable
 from sb3_muzero.common.generators import capture_generator_states, generator_attributes, restore_generator_states
 from sb3_muzero.common.replay_file import load_replay, save_replay
@@ -57,11 +59,14 @@ class PersistenceMixin(BaseAlgorithm):
 
     replay_buffer: Any
 
-    def save(self, path: PathOrFile, exclude: Optional[list[str]] = None, include: Optional[list[str]] = None) -> None:
+    def save(self, path: PathOrFile, exclude: Optional[Iterable[str]] = None, include: Optional[Iterable[str]] = None) -> None:
         """SB3's ``save``, written to a temporary file renamed into place, with the generator states.
 
         ``include=["env"]`` also stores the envs, so that ``load`` without an env continues them exactly.
         """
+        include = None if include is None else list(include)
+        if include is not None and "env" in include:
+            check_env_can_be_saved(self.env)
         setattr(self, GENERATOR_STATES, capture_generator_states(self))
         try:
             with atomic_write(path, "zip") as file:
@@ -145,22 +150,6 @@ class PersistenceMixin(BaseAlgorithm):
                 f"gamma={self.gamma}; the buffer's is used"
             )
         self.replay_buffer = buffer
-
-
-def check_env_spaces(env: VecEnv, observation_space: Optional[spaces.Space], action_space: Optional[spaces.Space]) -> None:
-    """Refuse an env whose spaces are not the model's (``None``: not known, not checked).
-
-    :raise ValueError: saying which space differs, the env's and the model's
-    """
-    for name, env_space, model_space in (
-        ("observation", env.observation_space, observation_space),
-        ("action", env.action_space, action_space),
-    ):
-        if model_space is not None and env_space != model_space:
-            raise ValueError(
-                f"The env's {name} space {env_space} is not the model's {model_space}: the model's networks are built "
-                f"for its own spaces; use an env with {name} space {model_space}"
-            )
 
 
 def _saved_spaces(path: PathOrFile, custom_objects: Optional[dict[str, Any]]) -> tuple[Optional[spaces.Space], ...]:
