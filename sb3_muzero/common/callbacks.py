@@ -23,7 +23,8 @@ class CheckpointCallback(sb3_callbacks.CheckpointCallback):
     saves there, so that ``MuZero.load`` + ``load_replay_buffer`` + ``learn(rest, reset_num_timesteps=False)``
     goes on exactly. The replay buffer (``{name_prefix}_replay_buffer_{steps}_steps.npz``) is written
     before the model (``{name_prefix}_{steps}_steps.zip``): a model checkpoint on disk has its buffer.
-    Every file is written to a temporary file and renamed into place.
+    Every file is written to a temporary file and renamed into place. Pass it to ``learn`` (alone or in a list), not
+    inside an ``EveryNTimesteps``, which does not forward the rollout events it saves on.
 
     :param save_freq: save every ``save_freq`` calls of the callback (one call per vector env step)
     :param save_path: folder of the checkpoints
