@@ -183,7 +183,7 @@ def _decode(header: dict[str, Any], arrays: dict[str, np.ndarray], observation_s
 def _check_spaces(buffer: MuZeroReplayBuffer, reference: MuZeroReplayBuffer, header: dict[str, Any], name: str) -> None:
     """The stored observations and actions are those of the model's spaces."""
     for key, (shape, dtype) in reference._stored_observation_spaces().items():
-        stored = buffer.observations.get(key)
+        stored = getattr(buffer, "observations", {}).get(key)
         if stored is None or stored.shape[1:] != shape or stored.dtype != dtype:
             found = "nothing" if stored is None else f"shape {stored.shape[1:]} {stored.dtype}"
             raise ValueError(
