@@ -279,6 +279,13 @@ def _stack_frames(frames, previous_slot, episode_id, step_in_episode, slots, sta
 # The buffer
 
 
+def _rows(observations: ObservationBatch, rows: np.ndarray) -> ObservationBatch:
+    """The observations of ``rows`` of a batch [n, ...] (or of each part of a dict of batches)."""
+    if isinstance(observations, dict):
+        return {key: np.asarray(value)[rows] for key, value in observations.items()}
+    return np.asarray(observations)[rows]
+
+
 class MuZeroReplayBuffer:
     """Prioritized MuZero replay (see the module docstring for layout and targets).
 
@@ -421,6 +428,7 @@ class MuZeroReplayBuffer:
         terminated: np.ndarray,
         truncated: np.ndarray,
         final_values: Optional[np.ndarray] = None,
+        keep: Optional[np.ndarray] = None,
     ) -> np.ndarray:
         """Store one step of every env: the observation searched from and what followed.
 
@@ -432,19 +440,29 @@ class MuZeroReplayBuffer:
         :param terminated: [n_envs] bool, the step ended the episode in a terminal state
         :param truncated: [n_envs] bool, the step ended the episode by a time limit (not terminated)
         :param final_values: [n_envs] value of the state after a truncation (read where ``truncated``)
-        :return: [n_envs] the slots written
+        :param keep: [n_envs] bool, the envs whose step to store (default: all); an env whose step is left out
+            starts a new episode with its next stored step
+        :return: [number of steps stored] the slots written
         """
         n_envs = len(actions)
         if len(self.stream_last_slot) != n_envs:
             self.start_new_episodes(n_envs)
-        slots = (self.position + np.arange(n_envs)) % self.capacity
+        envs = np.arange(n_envs) if keep is None else np.flatnonzero(keep)
+        if len(envs) < n_envs:
+            self._end_streams(np.setdiff1d(np.arange(n_envs), envs))
+            observations = _rows(observations, envs)
+            actions, rewards, policies, root_values, terminated, truncated = (
+                np.asarray(array)[envs] for array in (actions, rewards, policies, root_values, terminated, truncated)
+            )
+            final_values = None if final_values is None else np.asarray(final_values)[envs]
+        slots = (self.position + np.arange(len(envs))) % self.capacity
         self._forget(slots)
 
-        new_episode = self.stream_episode < 0
-        episode = np.where(new_episode, self.next_episode_id + np.cumsum(new_episode) - 1, self.stream_episode)
+        new_episode = self.stream_episode[envs] < 0
+        episode = np.where(new_episode, self.next_episode_id + np.cumsum(new_episode) - 1, self.stream_episode[envs])
         self.next_episode_id += int(new_episode.sum())
-        step = np.where(new_episode, 0, self.stream_step + 1)
-        previous = np.where(new_episode, -1, self.stream_last_slot)
+        step = np.where(new_episode, 0, self.stream_step[envs] + 1)
+        previous = np.where(new_episode, -1, self.stream_last_slot[envs])
 
         self._write_observations(slots, observations, new_episode, previous)
         self.actions[slots] = actions
@@ -460,15 +478,21 @@ class MuZeroReplayBuffer:
         self.next_slot[slots] = -1
         linked = previous >= 0
         self.next_slot[previous[linked]] = slots[linked]
-        self.priorities.update(slots, np.full(n_envs, self.max_priority))
+        self.priorities.update(slots, np.full(len(slots), self.max_priority))
 
         done = np.logical_or(terminated, truncated)
-        self.stream_last_slot = slots.astype(np.int64)
-        self.stream_episode = np.where(done, -1, episode)
-        self.stream_step = np.where(done, -1, step)
-        self.position = int((self.position + n_envs) % self.capacity)
-        self.size = min(self.size + n_envs, self.capacity)
+        self.stream_last_slot[envs] = slots
+        self.stream_episode[envs] = np.where(done, -1, episode)
+        self.stream_step[envs] = np.where(done, -1, step)
+        self.position = int((self.position + len(slots)) % self.capacity)
+        self.size = min(self.size + len(slots), self.capacity)
         return slots
+
+    def _end_streams(self, envs: np.ndarray) -> None:
+        """The next stored step of each of ``envs`` starts a new episode."""
+        self.stream_last_slot[envs] = -1
+        self.stream_episode[envs] = -1
+        self.stream_step[envs] = -1
 
     def _forget(self, slots: np.ndarray) -> None:
         """Before overwriting ``slots``: drop their side-table entries and the stacks that need them."""

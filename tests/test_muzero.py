@@ -15,13 +15,7 @@ from stable_baselines3.common.logger import configure
 
 from sb3_muzero import MuZero
 from sb3_muzero.muzero.support import scalar_to_support
-
-SMALL = dict(
-    num_simulations=8,
-    batch_size=32,
-    learning_starts=32,
-    policy_kwargs=dict(net_arch=[32], latent_dim=16, support_size=5),
-)
+from tests.helpers import SMALL
 
 
 class TwoStepChainEnv(gym.Env):

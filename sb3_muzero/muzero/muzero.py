@@ -11,10 +11,12 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import LinearSchedule, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStack, VecTransposeImage
 
+from sb3_muzero.common.nonfinite import NONFINITE_MODES, searchable_observations, steps_to_store
 from sb3_muzero.mcts.backends import BACKENDS
 from sb3_muzero.mcts.search import to_numpy
 from sb3_muzero.muzero.augmentation import augment, check_augmentations
 from sb3_muzero.muzero.latent import scale_gradient
+from sb3_muzero.muzero.persistence import PersistenceMixin
 from sb3_muzero.muzero.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, MuZeroPolicy, SearchSettings
 from sb3_muzero.replay import MuZeroReplayBuffer, ReplaySample
 
@@ -44,7 +46,7 @@ REAL_INTERVALS = dict(
 )
 
 
-class MuZero(OffPolicyAlgorithm):
+class MuZero(PersistenceMixin, OffPolicyAlgorithm):
     """
     MuZero: planning with a learned model.
 
@@ -88,6 +90,8 @@ class MuZero(OffPolicyAlgorithm):
     :param prioritized_replay_alpha: priority exponent (0 = uniform sampling)
     :param prioritized_replay_beta: initial importance-sampling exponent, annealed linearly to 1 over training
     :param search_backend: "auto", "cpu" or "cuda" (see :func:`sb3_muzero.mcts.search`)
+    :param on_nonfinite: what a NaN or inf in an observation or reward does: "raise" an error naming the env, or
+        "skip" the step (not stored; see :mod:`sb3_muzero.common.nonfinite`)
     :param replay_buffer_kwargs: keyword arguments for :class:`~sb3_muzero.replay.MuZeroReplayBuffer`
         (``frame_stack``, ``force_memory``, ...)
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
@@ -143,6 +147,7 @@ class MuZero(OffPolicyAlgorithm):
         prioritized_replay_alpha: float = 1.0,
         prioritized_replay_beta: float = 1.0,
         search_backend: str = "auto",
+        on_nonfinite: str = "raise",
         replay_buffer_kwargs: Optional[dict[str, Any]] = None,
         stats_window_size: int = 100,
         tensorboard_log: Optional[str] = None,
@@ -196,19 +201,29 @@ class MuZero(OffPolicyAlgorithm):
         self.prioritized_replay_alpha = prioritized_replay_alpha
         self.prioritized_replay_beta = prioritized_replay_beta
         self.search_backend = search_backend
+        self.on_nonfinite = on_nonfinite
         self.temperature = temperature_initial
         self.target_policy: Optional[MuZeroPolicy] = None
         self._pending_gradient_steps = 0.0
-        self._check_arguments()
         if _init_setup_model:
             self._setup_model()
 
     # --- construction -------------------------------------------------------------------------------
 
+    def _get_policy_from_name(self, policy_name: str) -> type[BasePolicy]:
+        if policy_name not in self.policy_aliases:
+            raise ValueError(
+                f"Unknown policy {policy_name!r}; supported: {', '.join(self.policy_aliases)} or a MuZeroPolicy class"
+            )
+        return self.policy_aliases[policy_name]
+
     def _check_arguments(self) -> None:
         """Refuse unsupported spaces and hyperparameters with a message naming what is supported."""
-        if self.env is not None:
-            self._check_spaces()
+        if not (isinstance(self.policy_class, type) and issubclass(self.policy_class, MuZeroPolicy)):
+            raise ValueError(
+                f"policy must be a MuZeroPolicy class or one of {', '.join(self.policy_aliases)}, got {self.policy_class}"
+            )
+        self._check_spaces()
         self._check_hyperparameters()
 
     def _check_spaces(self) -> None:
@@ -252,8 +267,11 @@ class MuZero(OffPolicyAlgorithm):
             raise ValueError(f"Unknown optimizer {self.optimizer!r}; supported: {', '.join(OPTIMIZERS)}")
         if self.search_backend not in BACKENDS:
             raise ValueError(f"Unknown search_backend {self.search_backend!r}; supported: {', '.join(BACKENDS)}")
+        if self.on_nonfinite not in NONFINITE_MODES:
+            raise ValueError(f"Unknown on_nonfinite {self.on_nonfinite!r}; supported: {', '.join(NONFINITE_MODES)}")
 
     def _setup_model(self) -> None:
+        self._check_arguments()
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
         if self.replay_buffer is None:
@@ -349,7 +367,9 @@ class MuZero(OffPolicyAlgorithm):
         """Search from the last observations with root noise; remember the search statistics for the replay."""
         assert self._last_obs is not None, "self._last_obs was not set"
         self.policy.set_training_mode(False)
-        observations, _ = self.policy.obs_to_tensor(self._last_obs)
+        observations, _ = self.policy.obs_to_tensor(
+            searchable_observations(self._last_obs, self.on_nonfinite, self.num_timesteps)
+        )
         result = self.policy.run_search(observations, temperature=self.temperature, add_noise=True)
         visits = to_numpy(result.visit_counts).astype(np.float32)
         visit_distribution = visits / visits.sum(axis=1, keepdims=True)
@@ -377,6 +397,7 @@ class MuZero(OffPolicyAlgorithm):
         truncated = np.array([done and info.get("TimeLimit.truncated", False) for done, info in zip(dones, infos)])
         terminated = np.logical_and(dones, np.logical_not(truncated))
         visit_distribution, root_values = self._last_search
+        keep = steps_to_store(self._last_original_obs, reward, truncated, infos, self.on_nonfinite, self.num_timesteps)
         self.replay_buffer.add(
             self._last_original_obs,
             buffer_action,
@@ -386,6 +407,7 @@ class MuZero(OffPolicyAlgorithm):
             terminated,
             truncated,
             self._final_values(truncated, infos),
+            keep=keep,
         )
         self._last_obs = new_obs
         if self._vec_normalize_env is not None:

@@ -17,6 +17,7 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
+from sb3_muzero.common.files import atomic_write, check_zip_archive
 from sb3_muzero.mcts import RecurrentOutput, RootInput, SearchResult, search
 from sb3_muzero.muzero.latent import scale_latent
 from sb3_muzero.muzero.residual import AtariEncoder, ResidualDynamics, ResidualPrediction
@@ -286,6 +287,20 @@ class MuZeroPolicy(BasePolicy):
         """Search without noise; the most visited action if deterministic, else a sample from the visit counts."""
         result = self.run_search(observation, temperature=0.0 if deterministic else 1.0, add_noise=False)
         return th.as_tensor(result.action, device=self.device)
+
+    def save(self, path: str) -> None:
+        """SB3's ``policy.save``, written to a temporary file renamed into place (never half-written)."""
+        with atomic_write(path) as file:
+            super().save(file)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls, path: str, device: th.device | str = "auto") -> "MuZeroPolicy":
+        """SB3's ``policy.load``, after checking that the file is complete (torch's format is a zip archive).
+
+        :raise CorruptFileError: the file is truncated or damaged
+        """
+        check_zip_archive(path, "", (), "policy")
+        return super().load(path, device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
