@@ -8,11 +8,12 @@ import torch as th
 from sb3_muzero import MuZero
 from sb3_muzero.replay import MuZeroReplayBuffer, SumTree
 
-# Tiny networks and few simulations: every test trains in about a second.
+# Tiny networks, few simulations and gradient steps: every test trains in about a second.
 SMALL: dict[str, Any] = dict(
     num_simulations=8,
     batch_size=32,
     learning_starts=32,
+    replay_ratio=0.25,
     policy_kwargs=dict(net_arch=[32], latent_dim=16, support_size=5),
 )
 

@@ -49,8 +49,8 @@ def first_actions_of(model: MuZero) -> np.ndarray:
 @pytest.mark.slow
 def test_learns_a_delayed_reward_that_needs_value_targets():
     env = make_vec_env(TwoStepChainEnv, n_envs=4, seed=0)
-    model = MuZero("MlpPolicy", env, seed=0, gamma=0.9, td_steps=2, num_unroll_steps=2, replay_ratio=0.5,
-                   temperature_initial=1.0, temperature_final=1.0, learning_rate=3e-3, **SMALL)  # fmt: skip
+    model = MuZero("MlpPolicy", env, seed=0, gamma=0.9, td_steps=2, num_unroll_steps=2, temperature_initial=1.0,
+                   temperature_final=1.0, learning_rate=3e-3, **{**SMALL, "replay_ratio": 0.5})  # fmt: skip
     model.learn(1200)
     assert (first_actions_of(model) == 0).all()
     value_first, value_good, value_bad = model.policy.value(th.eye(3)).numpy()
@@ -60,7 +60,7 @@ def test_learns_a_delayed_reward_that_needs_value_targets():
 @pytest.mark.slow
 def test_learns_the_identity_env_and_beats_chance():
     env = make_vec_env(lambda: IdentityEnv(4, ep_length=20), n_envs=4, seed=0)
-    model = MuZero("MlpPolicy", env, seed=0, gamma=0.5, td_steps=1, learning_rate=3e-3, replay_ratio=0.5, **SMALL)
+    model = MuZero("MlpPolicy", env, seed=0, gamma=0.5, td_steps=1, learning_rate=3e-3, **{**SMALL, "replay_ratio": 0.5})
     model.learn(1500)
     mean_reward, _ = evaluate_policy(model, make_vec_env(lambda: IdentityEnv(4, ep_length=20), n_envs=2, seed=1), 4)
     assert mean_reward >= 12  # chance is 5; a broken reward loss or target stays near it
@@ -103,8 +103,8 @@ def test_loss_matches_an_explicit_per_step_computation():
 
 def test_consistency_loss_trains_the_dynamics_towards_the_encoded_next_latents():
     model = MuZero("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0), seed=0, consistency_loss_coef=2.0,
-                   num_unroll_steps=3, **SMALL)  # fmt: skip
-    model.learn(200)
+                   num_unroll_steps=3, **{**SMALL, "learning_starts": 200})  # fmt: skip
+    model.learn(200)  # collection only: the gradient steps below are the first
     sample = model.replay_buffer.sample(32, 3, model.td_steps, 1.0, np.random.default_rng(0), with_next_observations=True)
     sample = sample._replace(weights=np.ones(32, np.float32))
     # The loss averages -cos over the K steps (masked): divide by the valid fraction to get a mean similarity.

@@ -40,8 +40,8 @@ def test_train_freq_fail(train_freq):
 def test_offpolicy_multi_env():
     def make_env():
         env = gym.make("CartPole-v1")
-        # to check that the code handling timeouts runs
-        return gym.wrappers.TimeLimit(env, 20)
+        # to check that the code handling timeouts runs: CartPole cannot fail within 5 steps
+        return gym.wrappers.TimeLimit(env, 5)
 
     env = make_vec_env(make_env, n_envs=2)
     model = MuZero("MlpPolicy", env, buffer_size=10000, verbose=0, train_freq=5, **{**SMALL, "learning_starts": 40})
@@ -51,7 +51,7 @@ def test_offpolicy_multi_env():
     # SB3's gradient_steps=-1 does as many gradient steps as transitions collected; MuZero does replay_ratio per
     # transition, so replay_ratio=1 is SB3's check
     train_freq = 3
-    model = MuZero("MlpPolicy", env, buffer_size=10000, train_freq=train_freq, replay_ratio=1.0,
-                   **{**SMALL, "learning_starts": 0})  # fmt: skip
+    model = MuZero("MlpPolicy", env, buffer_size=10000, train_freq=train_freq,
+                   **{**SMALL, "learning_starts": 0, "replay_ratio": 1.0})  # fmt: skip
     model.learn(total_timesteps=train_freq)
     assert model.logger.name_to_value["train/n_updates"] == train_freq * env.num_envs
