@@ -46,8 +46,9 @@ def make_run() -> MuZero:
     fractional gradient steps, a target network, dropout."""
     env = make_vec_env("CartPole-v1", n_envs=2, seed=3, env_kwargs=dict(max_episode_steps=15))
     policy_kwargs = dict(SMALL["policy_kwargs"], features_extractor_class=DropoutExtractor)
+    settings = {**SMALL, "policy_kwargs": policy_kwargs}
     return MuZero("MlpPolicy", env, seed=1, learning_rate=lambda progress: 1e-3 * progress, temperature_final=0.3,
-                  prioritized_replay_beta=0.4, target_update_interval=5, **{**SMALL, "policy_kwargs": policy_kwargs})  # fmt: skip
+                  prioritized_replay_beta=0.4, target_update_interval=5, **settings)  # fmt: skip
 
 
 def assert_same_run(first: MuZero, second: MuZero) -> None:
