@@ -187,7 +187,6 @@ class MuZero(OffPolicyAlgorithm):
         self.temperature = temperature_initial
         self.target_policy: Optional[MuZeroPolicy] = None
         self._pending_gradient_steps = 0.0
-        self._check_arguments()
         if _init_setup_model:
             self._setup_model()
 
@@ -223,6 +222,7 @@ class MuZero(OffPolicyAlgorithm):
             raise ValueError(f"Unknown search_backend {self.search_backend!r}; supported: {', '.join(BACKENDS)}")
 
     def _setup_model(self) -> None:
+        self._check_arguments()
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
         if self.replay_buffer is None:
