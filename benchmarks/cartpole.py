@@ -13,10 +13,9 @@ import argparse
 import ast
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
-
-import sys
 
 import numpy as np
 import torch as th

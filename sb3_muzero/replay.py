@@ -112,8 +112,17 @@ class SumTree:
     """Priorities of ``capacity`` slots with O(log n) update and proportional sampling."""
 
     def __init__(self, capacity: int):
-        self.leaf_offset = 1 << max(1, math.ceil(math.log2(max(capacity, 2))))
+        self.leaf_offset = self.leaves_for(capacity)
         self.tree = np.zeros(2 * self.leaf_offset, dtype=np.float64)  # tree[1] is the total
+
+    @staticmethod
+    def leaves_for(capacity: int) -> int:
+        """Leaves of the tree: the power of two at or above ``capacity``."""
+        return 1 << max(1, math.ceil(math.log2(max(capacity, 2))))
+
+    @classmethod
+    def bytes_for(cls, capacity: int) -> int:
+        return 2 * cls.leaves_for(capacity) * np.dtype(np.float64).itemsize
 
     @property
     def total(self) -> float:
@@ -246,15 +255,15 @@ def _successors(next_slot, episode_id, step_in_episode, slots, steps, out) -> No
 def _stack_frames(frames, previous_slot, episode_id, step_in_episode, slots, stack, out) -> None:
     """out[b] = the ``stack`` newest frames up to ``slots[b]``, oldest first, zeros before the episode start.
 
-    ``frames``: [capacity, C, H, W]; ``out``: [B, stack * C, H, W].
+    ``frames``: [capacity, F] (one frame per row, flattened); ``out``: [B, stack * F].
     """
-    channels = frames.shape[1]
-    for b in range(slots.shape[0]):
+    frame_size = frames.shape[1]
+    for b in np.argsort(slots):  # in slot order: neighbouring reads, far fewer TLB and cache misses than random order
         slot = slots[b]
         for i in range(stack):  # i = 0 is the newest frame
-            position = stack - 1 - i
+            start = (stack - 1 - i) * frame_size
             if slot >= 0 and step_in_episode[slot] >= 0:
-                out[b, position * channels : (position + 1) * channels] = frames[slot]
+                out[b, start : start + frame_size] = frames[slot]
                 if step_in_episode[slot] == 0:
                     slot = -1
                 else:
@@ -263,11 +272,18 @@ def _stack_frames(frames, previous_slot, episode_id, step_in_episode, slots, sta
                     valid = valid and step_in_episode[earlier] == step_in_episode[slot] - 1
                     slot = earlier if valid else -1
             else:
-                out[b, position * channels : (position + 1) * channels] = 0
+                out[b, start : start + frame_size] = 0
 
 
 # ---------------------------------------------------------------------------------------------------
 # The buffer
+
+
+def _rows(observations: ObservationBatch, rows: np.ndarray) -> ObservationBatch:
+    """The observations of ``rows`` of a batch [n, ...] (or of each part of a dict of batches)."""
+    if isinstance(observations, dict):
+        return {key: np.asarray(value)[rows] for key, value in observations.items()}
+    return np.asarray(observations)[rows]
 
 
 class MuZeroReplayBuffer:
@@ -348,32 +364,38 @@ class MuZeroReplayBuffer:
             shape = (shape[0] // self.frame_stack, *shape[1:])
         return {"": (shape, dtype)}
 
-    def bytes_per_step(self) -> int:
-        """Memory one stored env step takes, everything included."""
-        observation = sum(int(np.prod(shape)) * dtype.itemsize for shape, dtype in self._stored_observation_spaces().values())
-        # action, reward, root value, final value, policy, flags, episode id, step, links, 2 sum-tree nodes
-        bookkeeping = self._action_dtype().itemsize + 4 * 3 + 4 * self.num_actions + 2 + 8 + 4 + 4 * 2 + 16
-        return observation + bookkeeping
+    def _per_step_arrays(self) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
+        """Every per-step array: name -> (shape of one step, dtype, fill value)."""
+        action_dtype = np.dtype(np.uint8 if self.num_actions <= 256 else np.int32)
+        return {
+            "actions": ((), action_dtype, 0),
+            "rewards": ((), np.dtype(np.float32), 0),
+            "root_values": ((), np.dtype(np.float32), 0),
+            "final_values": ((), np.dtype(np.float32), 0),  # value of the state after a truncation
+            "policies": ((self.num_actions,), np.dtype(np.float32), 0),
+            "terminated": ((), np.dtype(np.bool_), 0),
+            "truncated": ((), np.dtype(np.bool_), 0),
+            "episode_id": ((), np.dtype(np.int64), -1),
+            "step_in_episode": ((), np.dtype(np.int32), -1),
+            "previous_slot": ((), np.dtype(np.int32), -1),
+            "next_slot": ((), np.dtype(np.int32), -1),
+        }
 
-    def _action_dtype(self) -> np.dtype:
-        return np.dtype(np.uint8 if self.num_actions <= 256 else np.int32)
+    def bytes_per_step(self) -> int:
+        """Memory one stored env step takes, everything included (observations, targets, links, priorities)."""
+        stored = list(self._stored_observation_spaces().values()) + [
+            (shape, dtype) for shape, dtype, _ in self._per_step_arrays().values()
+        ]
+        per_step = sum(int(np.prod(shape)) * dtype.itemsize for shape, dtype in stored)
+        return per_step + math.ceil(SumTree.bytes_for(self.capacity) / self.capacity)
 
     def _allocate(self) -> None:
         capacity = self.capacity
         self.observations = {
             key: np.zeros((capacity, *shape), dtype=dtype) for key, (shape, dtype) in self._stored_observation_spaces().items()
         }
-        self.actions = np.zeros(capacity, dtype=self._action_dtype())
-        self.rewards = np.zeros(capacity, dtype=np.float32)
-        self.root_values = np.zeros(capacity, dtype=np.float32)
-        self.final_values = np.zeros(capacity, dtype=np.float32)  # value after a truncation
-        self.policies = np.zeros((capacity, self.num_actions), dtype=np.float32)
-        self.terminated = np.zeros(capacity, dtype=np.bool_)
-        self.truncated = np.zeros(capacity, dtype=np.bool_)
-        self.episode_id = np.full(capacity, -1, dtype=np.int64)
-        self.step_in_episode = np.full(capacity, -1, dtype=np.int32)
-        self.previous_slot = np.full(capacity, -1, dtype=np.int32)
-        self.next_slot = np.full(capacity, -1, dtype=np.int32)
+        for name, (shape, dtype, fill) in self._per_step_arrays().items():
+            setattr(self, name, np.full((capacity, *shape), fill, dtype=dtype))
         self.priorities = SumTree(capacity)
         self.first_stacks: dict[int, np.ndarray] = {}  # slot -> full first observation, when its older frames are not zero
         self.position = 0  # next slot to write
@@ -406,6 +428,7 @@ class MuZeroReplayBuffer:
         terminated: np.ndarray,
         truncated: np.ndarray,
         final_values: Optional[np.ndarray] = None,
+        keep: Optional[np.ndarray] = None,
     ) -> np.ndarray:
         """Store one step of every env: the observation searched from and what followed.
 
@@ -417,19 +440,29 @@ class MuZeroReplayBuffer:
         :param terminated: [n_envs] bool, the step ended the episode in a terminal state
         :param truncated: [n_envs] bool, the step ended the episode by a time limit (not terminated)
         :param final_values: [n_envs] value of the state after a truncation (read where ``truncated``)
-        :return: [n_envs] the slots written
+        :param keep: [n_envs] bool, the envs whose step to store (default: all); an env whose step is left out
+            starts a new episode with its next stored step
+        :return: [number of steps stored] the slots written
         """
         n_envs = len(actions)
         if len(self.stream_last_slot) != n_envs:
             self.start_new_episodes(n_envs)
-        slots = (self.position + np.arange(n_envs)) % self.capacity
+        envs = np.arange(n_envs) if keep is None else np.flatnonzero(keep)
+        if len(envs) < n_envs:
+            self._end_streams(np.setdiff1d(np.arange(n_envs), envs))
+            observations = _rows(observations, envs)
+            actions, rewards, policies, root_values, terminated, truncated = (
+                np.asarray(array)[envs] for array in (actions, rewards, policies, root_values, terminated, truncated)
+            )
+            final_values = None if final_values is None else np.asarray(final_values)[envs]
+        slots = (self.position + np.arange(len(envs))) % self.capacity
         self._forget(slots)
 
-        new_episode = self.stream_episode < 0
-        episode = np.where(new_episode, self.next_episode_id + np.cumsum(new_episode) - 1, self.stream_episode)
+        new_episode = self.stream_episode[envs] < 0
+        episode = np.where(new_episode, self.next_episode_id + np.cumsum(new_episode) - 1, self.stream_episode[envs])
         self.next_episode_id += int(new_episode.sum())
-        step = np.where(new_episode, 0, self.stream_step + 1)
-        previous = np.where(new_episode, -1, self.stream_last_slot)
+        step = np.where(new_episode, 0, self.stream_step[envs] + 1)
+        previous = np.where(new_episode, -1, self.stream_last_slot[envs])
 
         self._write_observations(slots, observations, new_episode, previous)
         self.actions[slots] = actions
@@ -445,15 +478,21 @@ class MuZeroReplayBuffer:
         self.next_slot[slots] = -1
         linked = previous >= 0
         self.next_slot[previous[linked]] = slots[linked]
-        self.priorities.update(slots, np.full(n_envs, self.max_priority))
+        self.priorities.update(slots, np.full(len(slots), self.max_priority))
 
         done = np.logical_or(terminated, truncated)
-        self.stream_last_slot = slots.astype(np.int64)
-        self.stream_episode = np.where(done, -1, episode)
-        self.stream_step = np.where(done, -1, step)
-        self.position = int((self.position + n_envs) % self.capacity)
-        self.size = min(self.size + n_envs, self.capacity)
+        self.stream_last_slot[envs] = slots
+        self.stream_episode[envs] = np.where(done, -1, episode)
+        self.stream_step[envs] = np.where(done, -1, step)
+        self.position = int((self.position + len(slots)) % self.capacity)
+        self.size = min(self.size + len(slots), self.capacity)
         return slots
+
+    def _end_streams(self, envs: np.ndarray) -> None:
+        """The next stored step of each of ``envs`` starts a new episode."""
+        self.stream_last_slot[envs] = -1
+        self.stream_episode[envs] = -1
+        self.stream_step[envs] = -1
 
     def _forget(self, slots: np.ndarray) -> None:
         """Before overwriting ``slots``: drop their side-table entries and the stacks that need them."""
@@ -497,8 +536,9 @@ class MuZeroReplayBuffer:
 
     def _stack(self, slots: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Rebuild the frame stacks [len(slots), stack * C, H, W] of ``slots``."""
-        _stack_frames(self.observations[""], self.previous_slot, self.episode_id, self.step_in_episode,
-                      np.asarray(slots, np.int64), self.frame_stack, out)  # fmt: skip
+        frames = self.observations[""]
+        _stack_frames(frames.reshape(len(frames), -1), self.previous_slot, self.episode_id, self.step_in_episode,
+                      np.asarray(slots, np.int64), self.frame_stack, out.reshape(len(out), -1))  # fmt: skip
         for b, slot in enumerate(slots):
             if self.first_stacks:
                 self._patch_first_stack(int(slot), out[b])

@@ -15,13 +15,7 @@ from stable_baselines3.common.logger import configure
 
 from sb3_muzero import MuZero
 from sb3_muzero.muzero.support import scalar_to_support
-
-SMALL = dict(
-    num_simulations=8,
-    batch_size=32,
-    learning_starts=32,
-    policy_kwargs=dict(net_arch=[32], latent_dim=16, support_size=5),
-)
+from tests.helpers import SMALL
 
 
 class TwoStepChainEnv(gym.Env):
@@ -55,8 +49,8 @@ def first_actions_of(model: MuZero) -> np.ndarray:
 @pytest.mark.slow
 def test_learns_a_delayed_reward_that_needs_value_targets():
     env = make_vec_env(TwoStepChainEnv, n_envs=4, seed=0)
-    model = MuZero("MlpPolicy", env, seed=0, gamma=0.9, td_steps=2, num_unroll_steps=2, replay_ratio=0.5,
-                   temperature_initial=1.0, temperature_final=1.0, learning_rate=3e-3, **SMALL)  # fmt: skip
+    model = MuZero("MlpPolicy", env, seed=0, gamma=0.9, td_steps=2, num_unroll_steps=2, temperature_initial=1.0,
+                   temperature_final=1.0, learning_rate=3e-3, **{**SMALL, "replay_ratio": 0.5})  # fmt: skip
     model.learn(1200)
     assert (first_actions_of(model) == 0).all()
     value_first, value_good, value_bad = model.policy.value(th.eye(3)).numpy()
@@ -66,7 +60,7 @@ def test_learns_a_delayed_reward_that_needs_value_targets():
 @pytest.mark.slow
 def test_learns_the_identity_env_and_beats_chance():
     env = make_vec_env(lambda: IdentityEnv(4, ep_length=20), n_envs=4, seed=0)
-    model = MuZero("MlpPolicy", env, seed=0, gamma=0.5, td_steps=1, learning_rate=3e-3, replay_ratio=0.5, **SMALL)
+    model = MuZero("MlpPolicy", env, seed=0, gamma=0.5, td_steps=1, learning_rate=3e-3, **{**SMALL, "replay_ratio": 0.5})
     model.learn(1500)
     mean_reward, _ = evaluate_policy(model, make_vec_env(lambda: IdentityEnv(4, ep_length=20), n_envs=2, seed=1), 4)
     assert mean_reward >= 12  # chance is 5; a broken reward loss or target stays near it
@@ -107,8 +101,22 @@ def test_loss_matches_an_explicit_per_step_computation():
     assert losses["loss"] == pytest.approx(expected, rel=1e-5)
 
 
+def test_consistency_loss_trains_the_dynamics_towards_the_encoded_next_latents():
+    model = MuZero("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0), seed=0, consistency_loss_coef=2.0,
+                   num_unroll_steps=3, **{**SMALL, "learning_starts": 200})  # fmt: skip
+    model.learn(200)  # collection only: the gradient steps below are the first
+    sample = model.replay_buffer.sample(32, 3, model.td_steps, 1.0, np.random.default_rng(0), with_next_observations=True)
+    sample = sample._replace(weights=np.ones(32, np.float32))
+    # The loss averages -cos over the K steps (masked): divide by the valid fraction to get a mean similarity.
+    valid = sample.next_observation_mask.mean()
+    before = -model._gradient_step(sample)["consistency_loss"] / valid
+    for _ in range(60):
+        after = -model._gradient_step(sample)["consistency_loss"] / valid
+    assert valid > 0.5 and after > 0.9 and after > before + 0.1
+
+
 def test_gradient_entering_the_dynamics_is_halved():
-    from sb3_muzero.muzero.policies import scale_gradient
+    from sb3_muzero.muzero.latent import scale_gradient
 
     x = th.ones(3, requires_grad=True)
     (scale_gradient(x, 0.5) * 2).sum().backward()

@@ -27,6 +27,10 @@ class EpisodeLog:
         if step["terminated"] or step["truncated"]:
             self.current[env] = None
 
+    def cut(self, env: int) -> None:
+        """A step of ``env`` was left out: its episode stops here, still running, and the next step starts another."""
+        self.current[env] = None
+
     def ended(self, episode: list[dict]) -> bool:
         return episode[-1]["terminated"] or episode[-1]["truncated"]
 
@@ -73,8 +77,10 @@ class EpisodeLog:
         return out
 
 
-def fill(buffer: MuZeroReplayBuffer, n_envs: int, num_steps: int, rng: np.random.Generator, end_probability=0.15):
-    """Add random steps with random terminations and truncations; returns the log."""
+def fill(buffer: MuZeroReplayBuffer, n_envs: int, num_steps: int, rng: np.random.Generator, end_probability=0.15,
+         skip_probability=0.0):  # fmt: skip
+    """Add random steps with random terminations and truncations (and, at ``skip_probability``, steps left out of the
+    buffer with ``keep``); returns the log."""
     log = EpisodeLog(n_envs)
     num_actions = buffer.num_actions
     for _ in range(num_steps):
@@ -91,8 +97,11 @@ def fill(buffer: MuZeroReplayBuffer, n_envs: int, num_steps: int, rng: np.random
             truncated=truncated,
             final_values=rng.standard_normal(n_envs).astype(np.float32),
         )
-        slots = buffer.add(**step)
-        for env, slot in enumerate(slots):
+        keep = rng.random(n_envs) >= skip_probability if skip_probability > 0 else None
+        slots = buffer.add(**step, keep=keep)
+        for env in np.flatnonzero(keep is not None and ~keep):
+            log.cut(env)
+        for env, slot in zip(np.arange(n_envs) if keep is None else np.flatnonzero(keep), slots):
             log.add(env, int(slot), {
                 "action": int(step["actions"][env]), "reward": float(step["rewards"][env]),
                 "root_value": float(step["root_values"][env]), "final_value": float(step["final_values"][env]),
@@ -106,11 +115,13 @@ def make_buffer(size=1000, num_actions=3, **kwargs) -> MuZeroReplayBuffer:
     return MuZeroReplayBuffer(size, space, spaces.Discrete(num_actions), gamma=GAMMA, **kwargs)
 
 
-@pytest.mark.parametrize("n_envs, num_unroll_steps, td_steps", [(1, 5, 3), (3, 5, 10), (4, 2, 1)])
-def test_unroll_targets_match_the_per_episode_reference(n_envs, num_unroll_steps, td_steps):
+@pytest.mark.parametrize(
+    "n_envs, num_unroll_steps, td_steps, skip_probability", [(1, 5, 3, 0.0), (3, 5, 10, 0.0), (4, 2, 1, 0.0), (3, 4, 3, 0.1)]
+)
+def test_unroll_targets_match_the_per_episode_reference(n_envs, num_unroll_steps, td_steps, skip_probability):
     rng = np.random.default_rng(n_envs)
     buffer = make_buffer(size=600)
-    log = fill(buffer, n_envs, 400 // n_envs, rng)  # also ends with episodes still running
+    log = fill(buffer, n_envs, 400 // n_envs, rng, skip_probability=skip_probability)  # ends with episodes running
     slots = np.arange(buffer.size)
     sample = buffer.unroll(slots, num_unroll_steps, td_steps, rng)
     for i, slot in enumerate(slots):
@@ -255,8 +266,11 @@ def test_observations_that_are_not_frame_stacks_are_refused():
 
 def test_an_atari_step_costs_at_most_1_1_frames_and_oversized_buffers_are_refused():
     space = spaces.Box(0, 255, (4, 84, 84), np.uint8)
-    buffer = MuZeroReplayBuffer(10, space, spaces.Discrete(18), gamma=0.997, frame_stack=4)
+    buffer = MuZeroReplayBuffer(1000, space, spaces.Discrete(18), gamma=0.997, frame_stack=4)
     assert buffer.bytes_per_step() <= 1.1 * 84 * 84
+    arrays = [value for value in vars(buffer).values() if isinstance(value, np.ndarray) and len(value) == 1000]
+    allocated = sum(array.nbytes for array in arrays) + buffer.observations[""].nbytes + buffer.priorities.tree.nbytes
+    assert allocated / 1000 <= buffer.bytes_per_step()  # the estimate covers what is really allocated
     with pytest.raises(MemoryError, match="force_memory=True"):
         MuZeroReplayBuffer(10**12, space, spaces.Discrete(18), gamma=0.997, frame_stack=4)
 

@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from typing import Any, ClassVar, Optional, TypeVar, Union
 
 import numpy as np
@@ -10,9 +11,13 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import LinearSchedule, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStack, VecTransposeImage
 
+from sb3_muzero.common.nonfinite import NONFINITE_MODES, searchable_observations, steps_to_store
 from sb3_muzero.mcts.backends import BACKENDS
 from sb3_muzero.mcts.search import to_numpy
-from sb3_muzero.muzero.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, MuZeroPolicy, SearchSettings, scale_gradient
+from sb3_muzero.muzero.augmentation import augment, check_augmentations
+from sb3_muzero.muzero.latent import scale_gradient
+from sb3_muzero.muzero.persistence import PersistenceMixin
+from sb3_muzero.muzero.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, MuZeroPolicy, SearchSettings
 from sb3_muzero.replay import MuZeroReplayBuffer, ReplaySample
 
 SelfMuZero = TypeVar("SelfMuZero", bound="MuZero")
@@ -33,6 +38,7 @@ REAL_INTERVALS = dict(
     value_loss_coef=(0.0, np.inf, False),
     reward_loss_coef=(0.0, np.inf, False),
     policy_loss_coef=(0.0, np.inf, False),
+    consistency_loss_coef=(0.0, np.inf, False),
     prioritized_replay_alpha=(0.0, np.inf, False),
     prioritized_replay_beta=(0.0, 1.0, False),
     max_grad_norm=(0.0, np.inf, True),
@@ -40,7 +46,7 @@ REAL_INTERVALS = dict(
 )
 
 
-class MuZero(OffPolicyAlgorithm):
+class MuZero(PersistenceMixin, OffPolicyAlgorithm):
     """
     MuZero: planning with a learned model.
 
@@ -72,6 +78,10 @@ class MuZero(OffPolicyAlgorithm):
     :param value_loss_coef: weight of the value loss
     :param reward_loss_coef: weight of the reward loss
     :param policy_loss_coef: weight of the policy loss
+    :param consistency_loss_coef: weight of the self-supervised consistency loss between the latents the dynamics
+        predict and the latents of the observations that really followed (EfficientZero); 0 turns it off
+    :param augmentation: augmentations of image observations during training: any of "shift" (random shift by
+        up to 4 pixels) and "intensity" (random brightness)
     :param optimizer: "adam", "adamw" or "sgd" (with momentum 0.9); ``policy_kwargs["optimizer_class"]`` overrides it
     :param weight_decay: L2 weight decay of the optimizer
     :param max_grad_norm: the maximum norm of the gradients (clipped above it)
@@ -80,6 +90,8 @@ class MuZero(OffPolicyAlgorithm):
     :param prioritized_replay_alpha: priority exponent (0 = uniform sampling)
     :param prioritized_replay_beta: initial importance-sampling exponent, annealed linearly to 1 over training
     :param search_backend: "auto", "cpu" or "cuda" (see :func:`sb3_muzero.mcts.search`)
+    :param on_nonfinite: what a NaN or inf in an observation or reward does: "raise" an error naming the env, or
+        "skip" the step (not stored; see :mod:`sb3_muzero.common.nonfinite`)
     :param replay_buffer_kwargs: keyword arguments for :class:`~sb3_muzero.replay.MuZeroReplayBuffer`
         (``frame_stack``, ``force_memory``, ...)
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
@@ -112,8 +124,8 @@ class MuZero(OffPolicyAlgorithm):
         batch_size: int = 128,
         gamma: float = 0.997,
         train_freq: Union[int, tuple[int, str]] = 1,
-        replay_ratio: float = 0.25,
-        num_simulations: int = 50,
+        replay_ratio: float = 1.0,
+        num_simulations: int = 25,
         num_unroll_steps: int = 5,
         td_steps: int = 10,
         pb_c_init: float = 1.25,
@@ -126,13 +138,16 @@ class MuZero(OffPolicyAlgorithm):
         value_loss_coef: float = 0.25,
         reward_loss_coef: float = 1.0,
         policy_loss_coef: float = 1.0,
+        consistency_loss_coef: float = 0.0,
+        augmentation: Sequence[str] = (),
         optimizer: str = "adam",
         weight_decay: float = 1e-4,
         max_grad_norm: float = 5.0,
-        target_update_interval: int = 0,
+        target_update_interval: int = 200,
         prioritized_replay_alpha: float = 1.0,
         prioritized_replay_beta: float = 1.0,
         search_backend: str = "auto",
+        on_nonfinite: str = "raise",
         replay_buffer_kwargs: Optional[dict[str, Any]] = None,
         stats_window_size: int = 100,
         tensorboard_log: Optional[str] = None,
@@ -177,6 +192,8 @@ class MuZero(OffPolicyAlgorithm):
         self.value_loss_coef = value_loss_coef
         self.reward_loss_coef = reward_loss_coef
         self.policy_loss_coef = policy_loss_coef
+        self.consistency_loss_coef = consistency_loss_coef
+        self.augmentation = check_augmentations(augmentation)
         self.optimizer = optimizer
         self.weight_decay = weight_decay
         self.max_grad_norm = max_grad_norm
@@ -184,6 +201,7 @@ class MuZero(OffPolicyAlgorithm):
         self.prioritized_replay_alpha = prioritized_replay_alpha
         self.prioritized_replay_beta = prioritized_replay_beta
         self.search_backend = search_backend
+        self.on_nonfinite = on_nonfinite
         self.temperature = temperature_initial
         self.target_policy: Optional[MuZeroPolicy] = None
         self._pending_gradient_steps = 0.0
@@ -192,8 +210,23 @@ class MuZero(OffPolicyAlgorithm):
 
     # --- construction -------------------------------------------------------------------------------
 
+    def _get_policy_from_name(self, policy_name: str) -> type[BasePolicy]:
+        if policy_name not in self.policy_aliases:
+            raise ValueError(
+                f"Unknown policy {policy_name!r}; supported: {', '.join(self.policy_aliases)} or a MuZeroPolicy class"
+            )
+        return self.policy_aliases[policy_name]
+
     def _check_arguments(self) -> None:
         """Refuse unsupported spaces and hyperparameters with a message naming what is supported."""
+        if not (isinstance(self.policy_class, type) and issubclass(self.policy_class, MuZeroPolicy)):
+            raise ValueError(
+                f"policy must be a MuZeroPolicy class or one of {', '.join(self.policy_aliases)}, got {self.policy_class}"
+            )
+        self._check_spaces()
+        self._check_hyperparameters()
+
+    def _check_spaces(self) -> None:
         if not isinstance(self.action_space, spaces.Discrete):
             raise ValueError(
                 f"MuZero supports Discrete action spaces only, got {self.action_space}; "
@@ -207,6 +240,14 @@ class MuZero(OffPolicyAlgorithm):
                 f"MuZero supports Box, Discrete, MultiDiscrete and MultiBinary observations, and Dict observations of Box "
                 f"parts; got {self.observation_space}"
             )
+        if self.augmentation and not (
+            isinstance(self.observation_space, spaces.Box) and len(self.observation_space.shape) == 3
+        ):
+            raise ValueError(
+                f"augmentation {self.augmentation} needs image observations [C, H, W], got {self.observation_space}"
+            )
+
+    def _check_hyperparameters(self) -> None:
         for name, minimum in INTEGER_MINIMUMS.items():
             value = getattr(self, name)
             if not (_is_int(value) and value >= minimum):
@@ -216,10 +257,18 @@ class MuZero(OffPolicyAlgorithm):
             if not (isinstance(value, (int, float)) and (low < value if low_open else low <= value) and value <= high):
                 interval = f"{'(' if low_open else '['}{low}, {'inf)' if high == np.inf else f'{high}]'}"
                 raise ValueError(f"{name} must be in {interval}, got {value!r}")
+        if self.augmentation and not (
+            isinstance(self.observation_space, spaces.Box) and len(self.observation_space.shape) == 3
+        ):
+            raise ValueError(
+                f"augmentation {self.augmentation} needs image observations [C, H, W], got {self.observation_space}"
+            )
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Unknown optimizer {self.optimizer!r}; supported: {', '.join(OPTIMIZERS)}")
         if self.search_backend not in BACKENDS:
             raise ValueError(f"Unknown search_backend {self.search_backend!r}; supported: {', '.join(BACKENDS)}")
+        if self.on_nonfinite not in NONFINITE_MODES:
+            raise ValueError(f"Unknown on_nonfinite {self.on_nonfinite!r}; supported: {', '.join(NONFINITE_MODES)}")
 
     def _setup_model(self) -> None:
         self._check_arguments()
@@ -256,6 +305,8 @@ class MuZero(OffPolicyAlgorithm):
             noise_fraction=self.root_exploration_fraction,
             backend=self.search_backend,
         )
+        if self.consistency_loss_coef > 0:
+            policy_kwargs.setdefault("projection_dim", 64)
         policy = self.policy_class(
             self.observation_space, self.action_space, self.lr_schedule, search_settings=search_settings, **policy_kwargs
         )
@@ -316,7 +367,9 @@ class MuZero(OffPolicyAlgorithm):
         """Search from the last observations with root noise; remember the search statistics for the replay."""
         assert self._last_obs is not None, "self._last_obs was not set"
         self.policy.set_training_mode(False)
-        observations, _ = self.policy.obs_to_tensor(self._last_obs)
+        observations, _ = self.policy.obs_to_tensor(
+            searchable_observations(self._last_obs, self.on_nonfinite, self.num_timesteps)
+        )
         result = self.policy.run_search(observations, temperature=self.temperature, add_noise=True)
         visits = to_numpy(result.visit_counts).astype(np.float32)
         visit_distribution = visits / visits.sum(axis=1, keepdims=True)
@@ -344,6 +397,7 @@ class MuZero(OffPolicyAlgorithm):
         truncated = np.array([done and info.get("TimeLimit.truncated", False) for done, info in zip(dones, infos)])
         terminated = np.logical_and(dones, np.logical_not(truncated))
         visit_distribution, root_values = self._last_search
+        keep = steps_to_store(self._last_original_obs, reward, truncated, infos, self.on_nonfinite, self.num_timesteps)
         self.replay_buffer.add(
             self._last_original_obs,
             buffer_action,
@@ -353,6 +407,7 @@ class MuZero(OffPolicyAlgorithm):
             terminated,
             truncated,
             self._final_values(truncated, infos),
+            keep=keep,
         )
         self._last_obs = new_obs
         if self._vec_normalize_env is not None:
@@ -387,7 +442,10 @@ class MuZero(OffPolicyAlgorithm):
         beta = self.prioritized_replay_beta + (1.0 - self.prioritized_replay_beta) * (1.0 - self._current_progress_remaining)
         totals: dict[str, float] = {}
         for _ in range(num_steps):
-            sample = self.replay_buffer.sample(batch_size, self.num_unroll_steps, self.td_steps, beta, self.replay_rng)
+            sample = self.replay_buffer.sample(
+                batch_size, self.num_unroll_steps, self.td_steps, beta, self.replay_rng,
+                with_next_observations=self.consistency_loss_coef > 0,
+            )  # fmt: skip
             for key, value in self._gradient_step(sample).items():
                 totals[key] = totals.get(key, 0.0) + value
             self._n_updates += 1
@@ -400,7 +458,7 @@ class MuZero(OffPolicyAlgorithm):
 
     def _gradient_step(self, sample: ReplaySample) -> dict[str, float]:
         """One update on a batch of K-step unrolls, as in the paper's ``update_weights``; returns the losses."""
-        observations = obs_as_tensor(self._normalize_observations(sample.observations), self.device)
+        observations, next_observations = self._training_observations(sample)
         to_tensor = lambda array: th.as_tensor(array, device=self.device)  # noqa: E731
         value_targets = to_tensor(self._value_targets(sample))
         value_mask, policy_mask = to_tensor(sample.value_mask), to_tensor(sample.policy_mask)
@@ -412,7 +470,9 @@ class MuZero(OffPolicyAlgorithm):
         value_loss = self.policy.head_loss(value_logits, value_targets[:, 0]) * value_mask[:, 0]
         policy_loss = _cross_entropy(policy_logits, policy_targets[:, 0]) * policy_mask[:, 0]
         reward_loss = th.zeros_like(value_loss)
+        consistency_loss = th.zeros_like(value_loss)
         predicted_value = self.policy.to_scalar(value_logits.detach())
+        encoded_next = self._encode(next_observations) if next_observations is not None else None
 
         # Recurrent steps: the dynamics follow the stored actions; each step's loss is scaled by 1/K and the
         # gradient entering the dynamics by 1/2.
@@ -425,12 +485,20 @@ class MuZero(OffPolicyAlgorithm):
                 reward_loss + scale * self.policy.head_loss(reward_logits, reward_targets[:, k - 1]) * reward_mask[:, k - 1]
             )
             policy_loss = policy_loss + scale * _cross_entropy(policy_logits, policy_targets[:, k]) * policy_mask[:, k]
+            if encoded_next is not None:
+                next_mask = to_tensor(sample.next_observation_mask[:, k - 1])
+                consistency_loss = (
+                    consistency_loss + scale * self.policy.consistency_loss(latent, encoded_next[k - 1]) * next_mask
+                )
 
         weights = to_tensor(sample.weights)
-        loss = (
-            weights
-            * (self.value_loss_coef * value_loss + self.reward_loss_coef * reward_loss + self.policy_loss_coef * policy_loss)
-        ).mean()
+        per_sample = (
+            self.value_loss_coef * value_loss
+            + self.reward_loss_coef * reward_loss
+            + self.policy_loss_coef * policy_loss
+            + self.consistency_loss_coef * consistency_loss
+        )
+        loss = (weights * per_sample).mean()
         self.policy.optimizer.zero_grad()
         loss.backward()
         th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
@@ -444,8 +512,33 @@ class MuZero(OffPolicyAlgorithm):
             "value_loss": (weights * value_loss).mean().item(),
             "reward_loss": (weights * reward_loss).mean().item(),
             "policy_loss": (weights * policy_loss).mean().item(),
+            "consistency_loss": (weights * consistency_loss).mean().item(),
             "value_error": (predicted_value - value_targets[:, 0]).abs().mean().item(),
         }
+
+    def _training_observations(self, sample: ReplaySample) -> tuple[th.Tensor, Optional[th.Tensor]]:
+        """The sampled observations [B, ...] and, for the consistency loss, the next ones [B, K, ...], as tensors
+        (normalized by VecNormalize if the env has one; augmented together if augmentation is on)."""
+        observations = obs_as_tensor(self._normalize_observations(sample.observations), self.device)
+        next_observations = None
+        if self.consistency_loss_coef > 0:
+            next_observations = obs_as_tensor(self._normalize_observations(sample.next_observations), self.device)
+        if self.augmentation:
+            sequence = observations.unsqueeze(1).float()
+            if next_observations is not None:
+                sequence = th.cat([sequence, next_observations.float()], dim=1)
+            sequence = augment(sequence, self.augmentation)
+            observations, next_observations = sequence[:, 0], (sequence[:, 1:] if next_observations is not None else None)
+        return observations, next_observations
+
+    def _encode(self, next_observations: Union[th.Tensor, dict[str, th.Tensor]]) -> list[th.Tensor]:
+        """The latents (without gradient) of observations [B, K, ...] (or a dict of those), as K tensors [B, ...]."""
+        parts = next_observations if isinstance(next_observations, dict) else {"": next_observations}
+        batch, steps = next(iter(parts.values())).shape[:2]
+        flat = {key: value.reshape(batch * steps, *value.shape[2:]) for key, value in parts.items()}
+        with th.no_grad():
+            latents = self.policy.represent(flat if isinstance(next_observations, dict) else flat[""])
+        return list(latents.view(batch, steps, *latents.shape[1:]).unbind(1))
 
     def _value_targets(self, sample: ReplaySample) -> np.ndarray:
         """[B, K+1] n-step value targets, bootstrapped from the target network when there is one."""

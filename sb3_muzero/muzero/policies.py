@@ -17,7 +17,10 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
+from sb3_muzero.common.files import atomic_write, check_zip_archive
 from sb3_muzero.mcts import RecurrentOutput, RootInput, SearchResult, search
+from sb3_muzero.muzero.latent import scale_latent
+from sb3_muzero.muzero.residual import AtariEncoder, ResidualDynamics, ResidualPrediction
 from sb3_muzero.muzero.support import h, h_inverse, scalar_to_support, support_to_scalar
 
 VALUE_REPRESENTATIONS = ("categorical", "scalar")
@@ -34,19 +37,6 @@ class SearchSettings:
     dirichlet_alpha: float = 0.25
     noise_fraction: float = 0.25
     backend: str = "auto"
-
-
-def scale_latent(latent: th.Tensor) -> th.Tensor:
-    """Min-max scale every latent state to [0, 1] over all its features (MuZero appendix G).  [B, ...] -> [B, ...]"""
-    flat = latent.flatten(1)
-    low = flat.min(dim=1, keepdim=True).values
-    high = flat.max(dim=1, keepdim=True).values
-    return ((flat - low) / (high - low).clamp_min(1e-5)).view_as(latent)
-
-
-def scale_gradient(tensor: th.Tensor, scale: float) -> th.Tensor:
-    """The identity forward; multiplies the gradient flowing back by ``scale``."""
-    return tensor * scale + tensor.detach() * (1 - scale)
 
 
 class MlpDynamics(nn.Module):
@@ -81,6 +71,26 @@ class MlpPrediction(nn.Module):
         return self.policy_head(hidden), self.value_head(hidden)
 
 
+class Projection(nn.Module):
+    """EfficientZero's projection of latents [B, L] to [B, P], with a predictor head on the online branch."""
+
+    def __init__(self, latent_dim: int, projection_dim: int):
+        super().__init__()
+        hidden = 2 * projection_dim
+
+        def mlp(in_dim: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, projection_dim)
+            )
+
+        self.project = mlp(latent_dim)
+        self.predict = mlp(projection_dim)
+
+    def forward(self, latent: th.Tensor, with_predictor: bool) -> th.Tensor:
+        projected = self.project(latent)
+        return self.predict(projected) if with_predictor else projected
+
+
 class MuZeroPolicy(BasePolicy):
     """The three MuZero networks and the search that turns them into a policy.
 
@@ -94,6 +104,8 @@ class MuZeroPolicy(BasePolicy):
     :param support_size: values and rewards are distributions over ``-support_size..support_size`` of ``h(x)``
     :param value_representation: "categorical" (MuZero's distributions) or "scalar" (one output in ``h`` space,
         squared error)
+    :param projection_dim: size of the projection used by the self-supervised consistency loss (EfficientZero);
+        0 builds no projection (the algorithm sets it when the loss is on)
     :param search_settings: how to search (set by the algorithm)
     :param features_extractor_class: Features extractor to use
     :param features_extractor_kwargs: Keyword arguments to pass to the features extractor
@@ -112,6 +124,7 @@ class MuZeroPolicy(BasePolicy):
         activation_fn: type[nn.Module] = nn.ReLU,
         support_size: int = 20,
         value_representation: str = "categorical",
+        projection_dim: int = 0,
         search_settings: Optional[SearchSettings | dict[str, Any]] = None,
         features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
         features_extractor_kwargs: Optional[dict[str, Any]] = None,
@@ -139,6 +152,7 @@ class MuZeroPolicy(BasePolicy):
         self.activation_fn = activation_fn
         self.support_size = support_size
         self.value_representation = value_representation
+        self.projection_dim = projection_dim
         if isinstance(search_settings, dict):
             search_settings = SearchSettings(**search_settings)
         self.search_settings = search_settings or SearchSettings()
@@ -172,9 +186,16 @@ class MuZeroPolicy(BasePolicy):
         return 2 * self.support_size + 1 if self.value_representation == "categorical" else 1
 
     def _build(self, lr_schedule: Schedule) -> None:
-        """Create the representation, dynamics and prediction networks and the optimizer."""
-        sizes = self._layer_sizes()
+        """Create the representation, dynamics and prediction networks, the projection and the optimizer."""
         self.features_extractor = self.make_features_extractor()
+        latent_size = self._make_networks()
+        if self.projection_dim > 0:
+            self.projection = Projection(latent_size, self.projection_dim)
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
+
+    def _make_networks(self) -> int:
+        """Set ``representation`` (features -> latent), ``dynamics`` and ``prediction``; return the latent's size."""
+        sizes = self._layer_sizes()
         features_dim = self.features_extractor.features_dim
         self.representation = nn.Sequential(
             *create_mlp(features_dim, self.latent_dim, sizes["representation"], self.activation_fn)
@@ -185,10 +206,10 @@ class MuZeroPolicy(BasePolicy):
         self.prediction = MlpPrediction(
             self.latent_dim, self.num_actions, sizes["prediction"], self.distribution_dim, self.activation_fn
         )
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
+        return self.latent_dim
 
     def represent(self, obs: PyTorchObs) -> th.Tensor:
-        """h: observations -> latent states [B, L] scaled to [0, 1]."""
+        """h: observations -> latent states [B, ...] scaled to [0, 1]."""
         return scale_latent(self.representation(self.extract_features(obs, self.features_extractor)))
 
     def initial_inference(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
@@ -203,6 +224,14 @@ class MuZeroPolicy(BasePolicy):
         next_latent, reward_logits = self.dynamics(latent, action)
         policy_logits, value_logits = self.prediction(next_latent)
         return next_latent, reward_logits, policy_logits, value_logits
+
+    def consistency_loss(self, predicted_latent: th.Tensor, encoded_latent: th.Tensor) -> th.Tensor:
+        """Per-sample negative cosine similarity between the projected, predicted latents [B, ...] of the dynamics
+        and the projected latents [B, ...] of the real observations, the latter without gradient (SimSiam)."""
+        prediction = self.projection(predicted_latent.flatten(1), with_predictor=True)
+        with th.no_grad():
+            target = self.projection(encoded_latent.flatten(1), with_predictor=False)
+        return -nn.functional.cosine_similarity(prediction, target, dim=-1)
 
     def to_scalar(self, outputs: th.Tensor) -> th.Tensor:
         """Value or reward head outputs [B, V] -> scalars [B]."""
@@ -259,6 +288,20 @@ class MuZeroPolicy(BasePolicy):
         result = self.run_search(observation, temperature=0.0 if deterministic else 1.0, add_noise=False)
         return th.as_tensor(result.action, device=self.device)
 
+    def save(self, path: str) -> None:
+        """SB3's ``policy.save``, written to a temporary file renamed into place (never half-written)."""
+        with atomic_write(path) as file:
+            super().save(file)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls, path: str, device: th.device | str = "auto") -> "MuZeroPolicy":
+        """SB3's ``policy.load``, after checking that the file is complete (torch's format is a zip archive).
+
+        :raise CorruptFileError: the file is truncated or damaged
+        """
+        check_zip_archive(path, "", (), "policy")
+        return super().load(path, device)
+
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data.update(
@@ -268,6 +311,7 @@ class MuZeroPolicy(BasePolicy):
                 activation_fn=self.activation_fn,
                 support_size=self.support_size,
                 value_representation=self.value_representation,
+                projection_dim=self.projection_dim,
                 search_settings=asdict(self.search_settings),
                 lr_schedule=self._dummy_schedule,
                 optimizer_class=self.optimizer_class,
@@ -283,11 +327,58 @@ MlpPolicy = MuZeroPolicy
 
 
 class CnnPolicy(MuZeroPolicy):
-    """MuZero policy for image observations: a CNN features extractor before the representation network."""
+    """MuZero's residual Atari network (:mod:`sb3_muzero.muzero.residual`) for channel-first image observations.
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Discrete, lr_schedule: Schedule, **kwargs):
-        kwargs.setdefault("features_extractor_class", NatureCNN)
+    The representation is the features extractor (:class:`~sb3_muzero.muzero.residual.AtariEncoder` by default:
+    84x84 frames -> a 6x6 latent); dynamics and prediction are residual towers with small heads.
+
+    :param channels: channels of the latent
+    :param num_blocks: residual blocks per stage of the representation, and in the dynamics and the prediction
+    :param normalization: "batch" or "layer"
+    :param head_channels: channels the heads reduce the latent to
+    :param head_hidden: hidden layer sizes of the heads' MLPs
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        action_space: spaces.Discrete,
+        lr_schedule: Schedule,
+        channels: int = 64,
+        num_blocks: int = 1,
+        normalization: str = "batch",
+        head_channels: int = 16,
+        head_hidden: Optional[list[int]] = None,
+        **kwargs,
+    ):
+        self.channels, self.num_blocks, self.normalization = channels, num_blocks, normalization
+        self.head_channels, self.head_hidden = head_channels, list(head_hidden or [32])
+        kwargs.setdefault("features_extractor_class", AtariEncoder)
+        if kwargs["features_extractor_class"] is AtariEncoder:
+            encoder_kwargs = dict(channels=channels, num_blocks=num_blocks, normalization=normalization)
+            kwargs["features_extractor_kwargs"] = {**encoder_kwargs, **(kwargs.get("features_extractor_kwargs") or {})}
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+    def _make_networks(self) -> int:
+        latent_shape = getattr(self.features_extractor, "latent_shape", None)
+        if latent_shape is None:
+            raise ValueError(
+                f"CnnPolicy needs a features extractor that outputs a spatial latent (with a latent_shape attribute, like "
+                f"AtariEncoder), got {self.features_extractor_class.__name__}; use MlpPolicy for flat features"
+            )
+        self.representation = nn.Identity()
+        heads = dict(head_channels=self.head_channels, head_hidden=self.head_hidden)
+        self.dynamics = ResidualDynamics(latent_shape, self.num_actions, self.num_blocks, self.normalization,
+                                         self.distribution_dim, **heads)  # fmt: skip
+        self.prediction = ResidualPrediction(latent_shape, self.num_actions, self.num_blocks, self.normalization,
+                                             self.distribution_dim, **heads)  # fmt: skip
+        return int(np.prod(latent_shape))
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(channels=self.channels, num_blocks=self.num_blocks, normalization=self.normalization,
+                    head_channels=self.head_channels, head_hidden=self.head_hidden)  # fmt: skip
+        return data
 
 
 class MultiInputPolicy(MuZeroPolicy):
