@@ -134,7 +134,11 @@ def test_install_and_register_are_idempotent(monkeypatch):
     from rl_zoo3.utils import ALGOS
 
     assert ALGOS["muzero"] is MuZero
-    for method in (ExperimentManager.__init__, ExperimentManager.create_callbacks):
+    for method in (
+        ExperimentManager.__init__,
+        ExperimentManager.create_callbacks,
+        ExperimentManager.hyperparameters_optimization,
+    ):
         assert getattr(method, registration.MARKER) and not getattr(method.__wrapped__, registration.MARKER, False)
 
 
@@ -182,6 +186,9 @@ def test_every_classic_control_section_builds_a_model(name, env_id):
 
 
 def test_the_atari_section_builds_a_model_on_stacked_frames():
+    import ale_py
+
+    gym.register_envs(ale_py)
     section = load_sections()["atari"]
     assert section["env_wrapper"] == ["stable_baselines3.common.atari_wrappers.AtariWrapper"]
     env = VecFrameStack(make_atari_env("BreakoutNoFrameskip-v4", n_envs=1), n_stack=section["frame_stack"])
@@ -199,6 +206,13 @@ def test_the_sampler_samples_what_matters_for_muzero_and_the_converter_reproduce
     assert convert_muzero_params(trial.params) == hyperparams
     model = MuZero("MlpPolicy", make_vec_env("CartPole-v1", n_envs=1), **hyperparams)
     assert model.gamma == hyperparams["gamma"] and model.policy.latent_dim == hyperparams["policy_kwargs"]["latent_dim"]
+
+
+def test_for_cnn_policy_the_sampler_samples_channels_and_keeps_the_files_policy_kwargs():
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    hyperparams = sample_muzero_params(trial, policy="CnnPolicy", policy_kwargs=dict(channels=32, num_blocks=2))
+    assert set(hyperparams["policy_kwargs"]) == {"channels", "num_blocks"} and hyperparams["policy_kwargs"]["num_blocks"] == 2
+    assert "net_arch" not in trial.params and hyperparams["policy_kwargs"]["channels"] == trial.params["channels"]
 
 
 def test_a_saved_model_loads_without_an_env_as_rl_zoo3_enjoy_loads_it(tmp_path):
@@ -252,7 +266,7 @@ def test_train_reads_the_package_hyperparameters_and_evaluates(cartpole_run):
 def test_enjoy_plays_the_trained_model(cartpole_run):
     folder, _ = cartpole_run
     output = check(zoo("enjoy --algo muzero --env CartPole-v1 -f logs/ -n 100", cwd=folder))
-    assert "Loading logs/muzero/CartPole-v1_1/CartPole-v1.zip" in output and "Episode Reward" in output
+    assert "Loading logs/muzero/CartPole-v1_1/CartPole-v1.zip" in output  # then 100 rendered steps, headless
 
 
 @pytest.mark.slow
@@ -275,6 +289,7 @@ def test_optimize_runs_a_study_with_the_muzero_sampler_and_reports_for_pruning(t
     for trial in study.trials:
         assert sampled <= set(trial.params)
         assert len(trial.intermediate_values) >= 2  # evaluations reported during the trial, which pruning needs
+        assert "'support_size': 20" in trial.user_attrs["policy_kwargs"]  # the file's policy_kwargs, plus the sampled
 
 
 @pytest.mark.slow
@@ -283,7 +298,7 @@ def test_breakout_trains_with_the_atari_section(tmp_path):
     output = check(zoo(f"{command} --seed 0", cwd=tmp_path))
     assert f"Loading hyperparameters from: {HYPERPARAMS_PATH}" in output and "Stacking 4 frames" in output
     model = MuZero.load(tmp_path / "logs/muzero/BreakoutNoFrameskip-v4_1/BreakoutNoFrameskip-v4.zip", buffer_size=1)
-    assert model.policy.features_extractor.__class__.__name__ == "NatureCNN"
+    assert model.policy.features_extractor.__class__.__name__ == "AtariEncoder" and model.policy.channels == 32
     assert model._n_updates > 0  # (400 - 200) env steps x replay_ratio 0.25
 
 

@@ -6,6 +6,9 @@ samplers from ``rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER`` and, without ``-co
 modules that are already imported (the start-up hook calls it each time one of them is); :func:`register`
 imports them first. Both are idempotent.
 
+With ``-optimize``, the sampler is bound to the file's section: it samples the network size that fits its
+policy, and adds it to the section's ``policy_kwargs``.
+
 MuZero's defaults in the experiment manager, each only where the command line does not set it:
 
 - hyperparameters: this package's ``hyperparams/muzero.yml`` (``-conf`` still wins);
@@ -83,6 +86,7 @@ def _patch_experiment_manager(manager_class: type) -> None:
         return
     manager_class.__init__ = _after(manager_class.__init__, _apply_defaults)
     manager_class.create_callbacks = _before(manager_class.create_callbacks, _apply_evaluation_default)
+    manager_class.hyperparameters_optimization = _before(manager_class.hyperparameters_optimization, _bind_sampler)
 
 
 def _after(method: Callable, hook: Callable[[Any], None]) -> Callable:
@@ -132,6 +136,17 @@ def _apply_evaluation_default(manager: Any) -> None:
         manager.eval_freq = manager.n_timesteps // DEFAULT_EVALUATIONS
         if not manager.optimize_hyperparameters:
             _say(manager, f"evaluation every {manager.eval_freq} steps (--eval-freq)")
+
+
+def _bind_sampler(manager: Any) -> None:
+    """Let the sampler see the file's policy and add the sampled network size to the file's ``policy_kwargs``."""
+    from sb3_muzero.zoo.sampler import sample_muzero_params
+
+    samplers = sys.modules["rl_zoo3.hyperparams_opt"].HYPERPARAMS_SAMPLER
+    settings = manager._hyperparams
+    samplers[ALGO] = functools.partial(
+        sample_muzero_params, policy=settings.get("policy", "MlpPolicy"), policy_kwargs=settings.get("policy_kwargs")
+    )
 
 
 def _say(manager: Any, message: str) -> None:

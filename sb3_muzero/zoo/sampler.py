@@ -2,30 +2,42 @@
 
 rl-zoo3 calls the sampler once per trial and passes what it returns to ``MuZero(...)`` on top of the
 hyperparameter file's section; the converter turns a finished trial's ``params`` back into those keyword
-arguments (``--trial-id``, ``load_trial``). The sampled ``policy_kwargs`` replace the file's.
+arguments (``--trial-id``, ``load_trial``). Under rl-zoo3, the registration binds ``policy`` and
+``policy_kwargs`` to the file's section, so that the sampled network size goes into the file's
+``policy_kwargs`` instead of replacing them.
 """
 
 from typing import Any, Optional
 
-# Hidden layers shared by the representation, dynamics and prediction networks.
+# Hidden layers shared by the representation, dynamics and prediction networks (MlpPolicy, MultiInputPolicy).
 NET_ARCHS: dict[str, list[int]] = {"small": [64], "medium": [128], "large": [256], "deep": [128, 128]}
 LATENT_DIMS = (32, 64, 128)
+# Channels of CnnPolicy's residual network.
+CHANNELS = (16, 32, 64)
 BATCH_SIZES = (32, 64, 128, 256)
 NUM_SIMULATIONS = (8, 16, 25, 50)
 TD_STEPS = (5, 10, 20, 50)
 
 
 def sample_muzero_params(
-    trial: Any, n_actions: int = 0, n_envs: int = 1, additional_args: Optional[dict[str, Any]] = None
+    trial: Any,
+    n_actions: int = 0,
+    n_envs: int = 1,
+    additional_args: Optional[dict[str, Any]] = None,
+    policy: Any = "MlpPolicy",
+    policy_kwargs: Optional[dict[str, Any]] = None,
 ) -> dict[str, Any]:
     """Sample MuZero's hyperparameters: optimisation, search, targets, exploration schedule and network size.
 
-    The signature is rl-zoo3's; outside rl-zoo3, ``sample_muzero_params(trial)`` is enough.
+    The first four parameters are rl-zoo3's; outside rl-zoo3, ``sample_muzero_params(trial)`` is enough.
 
     :param trial: the Optuna trial
     :param n_actions: rl-zoo3's number of actions (unused)
     :param n_envs: rl-zoo3's number of envs (unused)
     :param additional_args: rl-zoo3's extra arguments (unused)
+    :param policy: the policy (name or class): the network size sampled is ``channels`` for ``CnnPolicy``,
+        ``net_arch`` and ``latent_dim`` otherwise
+    :param policy_kwargs: policy arguments the sampled ones are added to
     :return: keyword arguments for :class:`~sb3_muzero.MuZero`
     """
     params = {
@@ -39,10 +51,13 @@ def sample_muzero_params(
         "temperature_initial": trial.suggest_float("temperature_initial", 0.5, 1.5),
         "temperature_final": trial.suggest_float("temperature_final", 0.0, 0.5),
         "temperature_fraction": trial.suggest_float("temperature_fraction", 0.1, 1.0),
-        "net_arch": trial.suggest_categorical("net_arch", list(NET_ARCHS)),
-        "latent_dim": trial.suggest_categorical("latent_dim", LATENT_DIMS),
     }
-    hyperparams = convert_muzero_params(params)
+    if _is_cnn_policy(policy):
+        params["channels"] = trial.suggest_categorical("channels", CHANNELS)
+    else:
+        params["net_arch"] = trial.suggest_categorical("net_arch", list(NET_ARCHS))
+        params["latent_dim"] = trial.suggest_categorical("latent_dim", LATENT_DIMS)
+    hyperparams = convert_muzero_params({**params, "policy_kwargs": policy_kwargs})
     trial.set_user_attr("gamma", hyperparams["gamma"])
     trial.set_user_attr("policy_kwargs", repr(hyperparams["policy_kwargs"]))
     return hyperparams
@@ -51,17 +66,27 @@ def sample_muzero_params(
 def convert_muzero_params(params: dict[str, Any]) -> dict[str, Any]:
     """Turn sampled (or stored) trial parameters into MuZero's keyword arguments.
 
-    ``one_minus_gamma`` becomes ``gamma``; ``net_arch`` (a name of :data:`NET_ARCHS`) and ``latent_dim`` become
-    ``policy_kwargs``. Other parameters pass through.
+    ``one_minus_gamma`` becomes ``gamma``; ``net_arch`` (a name of :data:`NET_ARCHS`), ``latent_dim`` and
+    ``channels`` go into ``policy_kwargs`` (on top of a ``policy_kwargs`` entry of ``params``, if any). Other
+    parameters pass through.
     """
     hyperparams = dict(params)
     if "one_minus_gamma" in hyperparams:
         hyperparams["gamma"] = 1.0 - hyperparams.pop("one_minus_gamma")
-    policy_kwargs = dict(hyperparams.get("policy_kwargs") or {})
+    policy_kwargs = dict(hyperparams.pop("policy_kwargs", None) or {})
     if "net_arch" in hyperparams:
         policy_kwargs["net_arch"] = list(NET_ARCHS[hyperparams.pop("net_arch")])
-    if "latent_dim" in hyperparams:
-        policy_kwargs["latent_dim"] = int(hyperparams.pop("latent_dim"))
+    for name in ("latent_dim", "channels"):
+        if name in hyperparams:
+            policy_kwargs[name] = int(hyperparams.pop(name))
     if policy_kwargs:
         hyperparams["policy_kwargs"] = policy_kwargs
     return hyperparams
+
+
+def _is_cnn_policy(policy: Any) -> bool:
+    if isinstance(policy, str):
+        return policy == "CnnPolicy"
+    from sb3_muzero.muzero.policies import CnnPolicy
+
+    return isinstance(policy, type) and issubclass(policy, CnnPolicy)
