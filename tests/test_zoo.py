@@ -257,6 +257,7 @@ def test_train_reads_the_package_hyperparameters_and_evaluates(cartpole_run):
     folder, output = cartpole_run
     assert f"Loading hyperparameters from: {HYPERPARAMS_PATH}" in output
     assert output.count("Eval num_timesteps=") == 10  # MuZero's default, in runs shorter than 25,000 steps too
+    assert "MuZero default: torch on 1 thread(s)" in output
     saved = yaml.load((folder / "logs/muzero/CartPole-v1_1/CartPole-v1/config.yml").read_text(), Loader=yaml.UnsafeLoader)
     assert dict(saved) == load_sections()["CartPole-v1"]  # what rl-zoo3 used: the file's section
     assert (folder / "logs/muzero/CartPole-v1_1/CartPole-v1.zip").is_file()
@@ -297,6 +298,7 @@ def test_breakout_trains_with_the_atari_section(tmp_path):
     command = "train --algo muzero --env BreakoutNoFrameskip-v4 -n 400 --eval-freq -1 -params learning_starts:200"
     output = check(zoo(f"{command} --seed 0", cwd=tmp_path))
     assert f"Loading hyperparameters from: {HYPERPARAMS_PATH}" in output and "Stacking 4 frames" in output
+    assert "MuZero default: torch on" not in output  # the convolutions keep torch's threads
     model = MuZero.load(tmp_path / "logs/muzero/BreakoutNoFrameskip-v4_1/BreakoutNoFrameskip-v4.zip", buffer_size=1)
     assert model.policy.features_extractor.__class__.__name__ == "AtariEncoder" and model.policy.channels == 32
     assert model._n_updates > 0  # (400 - 200) env steps x replay_ratio 0.25

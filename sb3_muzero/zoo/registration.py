@@ -12,8 +12,8 @@ policy, and adds it to the section's ``policy_kwargs``.
 MuZero's defaults in the experiment manager, each only where the command line does not set it:
 
 - hyperparameters: this package's ``hyperparams/muzero.yml`` (``-conf`` still wins);
-- torch threads: :data:`DEFAULT_NUM_THREADS` (``--num-threads``): the networks are small, more threads only add
-  synchronisation on a CPU;
+- torch threads: :data:`DEFAULT_NUM_THREADS` except on Atari (``--num-threads``): the fully connected
+  networks are small; the Atari section's convolutions gain from more threads;
 - evaluation during training: every ``n_timesteps / DEFAULT_EVALUATIONS`` env steps, at most rl-zoo3's 25,000
   (``--eval-freq``), so that a run shorter than 25,000 steps is evaluated too;
 - hyperparameter search: :data:`DEFAULT_EVALUATIONS` intermediate evaluations per trial, reported to Optuna
@@ -116,7 +116,7 @@ def _apply_defaults(manager: Any) -> None:
     """MuZero's defaults for what the constructor has set (see the module docstring)."""
     if manager.config == str(_rl_zoo3_default_config(manager.algo)) and not Path(manager.config).is_file():
         manager.config = str(HYPERPARAMS_PATH)
-    if not _typed("--num-threads"):
+    if not _typed("--num-threads") and not manager.is_atari(manager.env_name.gym_id):
         import torch as th
 
         th.set_num_threads(DEFAULT_NUM_THREADS)
