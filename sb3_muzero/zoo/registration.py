@@ -81,7 +81,7 @@ def _register_algorithm(algos: dict[str, Any]) -> None:
 
 
 def _patch_experiment_manager(manager_class: type) -> None:
-    """Wrap ``__init__`` and ``create_callbacks`` to apply MuZero's defaults (once per class)."""
+    """Wrap ``__init__``, ``create_callbacks`` and ``hyperparameters_optimization`` for MuZero (once per class)."""
     if getattr(manager_class.__init__, MARKER, False):
         return
     manager_class.__init__ = _after(manager_class.__init__, _apply_defaults)
