@@ -1,10 +1,13 @@
 """Time full batched searches with a no-cost model, so that only the search itself is measured.
 
     python benchmarks/bench_mcts.py --backend cpu --threads 1 --sims 50
+    python benchmarks/bench_mcts.py --backend cuda --sims 50 --batches 8 64 256 1024 4096
 
-The model's ``recurrent_fn`` returns precomputed random outputs (latent size 64), cycling through a
-few sets so that the trees are not degenerate. A timed search covers root preparation, Dirichlet
-noise, every simulation, reading the root statistics and choosing the actions. Prints one JSON line
+The model's ``recurrent_fn`` returns precomputed random outputs (latent size 64, float32), cycling
+through a few sets so that the trees are not degenerate; with ``--backend cuda`` they are CUDA
+tensors, as a network on the GPU returns them. A timed search covers root preparation, Dirichlet
+noise, every simulation, reading the root statistics and choosing the actions (on the GPU, the
+device is synchronised before and after, so the time includes all of its work). Prints one JSON line
 per (batch, actions) setting: the median over ``--repeats`` runs after a warm-up.
 """
 
@@ -72,16 +75,28 @@ def time_search(backend: str, batch_size: int, num_actions: int, sims: int, repe
     run_once()  # warm-up: compilation and caches
     times = []
     for _ in range(repeats):
+        synchronize(device)
         start = time.perf_counter()
-        if device != "cpu":
-            import torch as th
-
-            th.cuda.synchronize()
         run_once()
-        if device != "cpu":
-            th.cuda.synchronize()
+        synchronize(device)
         times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
+
+
+def gpu_ready() -> bool:
+    import torch as th
+
+    from sb3_muzero.mcts.backends import cuda_available
+
+    return th.cuda.is_available() and cuda_available()
+
+
+def synchronize(device: str) -> None:
+    """Wait for the GPU's queued work, so that a timed region holds all of it and nothing before it."""
+    if device != "cpu":
+        import torch as th
+
+        th.cuda.synchronize()
 
 
 def main() -> None:
@@ -89,7 +104,7 @@ def main() -> None:
     parser.add_argument("--backend", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1, help="Numba threads (CPU backend)")
     parser.add_argument("--sims", type=int, default=50)
-    parser.add_argument("--batches", type=int, nargs="+", default=[8, 64, 256, 1024])
+    parser.add_argument("--batches", type=int, nargs="+", help="batch sizes (default: 8 64 256 1024, and 4096 on cuda)")
     parser.add_argument("--actions", type=int, nargs="+", default=[4, 18])
     parser.add_argument("--repeats", type=int, default=21)
     args = parser.parse_args()
@@ -98,7 +113,10 @@ def main() -> None:
 
     numba.set_num_threads(args.threads)
     device = "cuda" if args.backend == "cuda" else "cpu"
-    for batch_size in args.batches:
+    if device == "cuda" and not gpu_ready():
+        parser.error('--backend cuda needs a CUDA GPU, a CUDA build of torch and CuPy (pip install "sb3-muzero[cuda]")')
+    batches = args.batches or ([8, 64, 256, 1024] + ([4096] if args.backend == "cuda" else []))
+    for batch_size in batches:
         for num_actions in args.actions:
             ms = time_search(args.backend, batch_size, num_actions, args.sims, args.repeats, device)
             impl = f"{args.backend}-numba-{args.threads}t" if args.backend == "cpu" else "cuda-cupy"

@@ -58,3 +58,11 @@ class HashModel:
         value, logits = self._outputs(state)
         reward = self._coarse(_uniform(state, 2, -1.0, 1.0), -1.0, 1.0)
         return RecurrentOutput(reward=reward, value=value, prior_logits=logits, latent=state[:, None])
+
+
+class Float32Model(HashModel):
+    """HashModel with float32 rewards, values and logits, as a torch network in float32 returns them."""
+
+    def recurrent_fn(self, latent: np.ndarray, action: np.ndarray) -> RecurrentOutput:
+        output = super().recurrent_fn(latent, action)
+        return output._replace(**{f: getattr(output, f).astype(np.float32) for f in ("reward", "value", "prior_logits")})

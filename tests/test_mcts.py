@@ -138,6 +138,20 @@ def test_recurrent_fn_is_called_once_per_simulation_with_the_whole_batch():
     assert model.calls == [13] * 9
 
 
+def test_recurrent_fn_gets_actions_it_may_keep():
+    """The actions handed to the model are its own: later simulations do not overwrite them."""
+    model = HashModel(4, seed=5)
+    kept = []
+
+    def keeping_recurrent_fn(latent, action):
+        kept.append((action, action.copy()))
+        return model.recurrent_fn(latent, action)
+
+    search(model.root(13), keeping_recurrent_fn, 9, discount=DISCOUNT, rng=np.random.default_rng(0))
+    for action, snapshot in kept:
+        np.testing.assert_array_equal(action, snapshot)
+
+
 def test_torch_latents_give_the_same_search_as_numpy():
     model = HashModel(4, seed=9)
     root = model.root(5)

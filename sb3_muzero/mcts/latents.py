@@ -31,19 +31,19 @@ class LatentStore:
         return np.empty(shape, dtype=root_latent.dtype), np.arange(shape[1])
 
     def like_latent(self, index_array):
-        """``index_array`` as the latent's array kind: a torch tensor on the latent's device, or numpy."""
-        if not self.is_torch:
-            return index_array
+        """A copy of ``index_array`` [B] as the latent's array kind: a torch tensor on the latent's device, or numpy."""
         if isinstance(index_array, th.Tensor):
-            return index_array.to(self.latents.device, non_blocking=True)
-        return th.from_numpy(np.asarray(index_array)).to(self.latents.device)
+            return index_array.to(self.latents.device, copy=True) if self.is_torch else index_array.cpu().numpy()
+        if self.is_torch:
+            return th.tensor(index_array, device=self.latents.device)
+        return np.array(index_array)
 
     def gather(self, node_index):
         """:param node_index: [B] node of each tree; :return: [B, ...] the latents of those nodes"""
         flat = self.latents.reshape(-1, *self.latents.shape[2:])  # [N * B, ...], row = node * B + tree
         if self.is_torch:
-            rows = self.like_latent(node_index).long() * self.batch_index.shape[0] + self.batch_index
-            return flat.index_select(0, rows)
+            node_index = th.as_tensor(node_index, device=self.latents.device).long()
+            return flat.index_select(0, node_index * self.batch_index.shape[0] + self.batch_index)
         return flat.take(node_index * self.batch_index.shape[0] + self.batch_index, axis=0)
 
     def store(self, node: int, latent) -> None:

@@ -46,6 +46,14 @@ Result
     child Q values and an action: the most visited root child when ``temperature == 0`` (ties to the
     lowest index), otherwise a sample with probability proportional to ``N(child) ** (1 / temperature)``.
 
+Backends
+    ``backend="cpu"`` runs Numba kernels over numpy arrays and returns numpy arrays. ``backend="cuda"``
+    runs the same kernels as CUDA kernels (CuPy) with the trees on the latent's GPU: the simulation
+    loop makes no host synchronisation, the root statistics of the result are torch tensors on that
+    GPU, and only the chosen actions come back to the host. Both take the same random numbers from
+    ``rng``: the Dirichlet noise first, then ``rng.random(B)`` to sample the actions when
+    ``temperature > 0``. See :mod:`sb3_muzero.mcts.backends.cuda` for how exact the CUDA backend is.
+
 Where this differs from the paper's pseudocode, on purpose: the root starts with one visit carrying
 the network value (so the first simulation follows the priors instead of a tie-break, as in mctx);
 the min-max range is taken over Q, the quantity it normalises, not over node values (as in
@@ -94,19 +102,24 @@ def search(
     :param noise_fraction: weight of the root noise in the root priors (0 = no noise)
     :param legal_actions_mask: [B, A] bool, legal actions at the root (None = all legal)
     :param temperature: visit-count temperature of the chosen action (0 = most visited)
-    :param backend: "cpu" (Numba), "cuda" (CuPy kernels) or "auto" (CUDA when the latent lives on a
-        CUDA device and CuPy is installed, else CPU)
-    :return: the chosen actions and the root statistics
+    :param backend: "cpu" (Numba), "cuda" (CuPy kernels; the latent must be a torch tensor on a CUDA device)
+        or "auto" (CUDA when the latent lives on a CUDA device and CuPy is installed, else CPU)
+    :return: the chosen actions (a host int64 array) and the root statistics: numpy arrays on the CPU backend,
+        torch tensors on the latent's device on the CUDA backend
     """
     prior_logits, root_value = check_search_arguments(
         root, num_simulations, discount, pb_c_init, pb_c_base, dirichlet_alpha, noise_fraction, temperature
     )
+    batch_size, num_actions = prior_logits.shape
     legal = legal_mask(legal_actions_mask, prior_logits.shape)
     noise = dirichlet_noise(rng, dirichlet_alpha, legal) if noise_fraction > 0 else None
     engine = get_backend(backend, root.latent)
+    if engine.ON_DEVICE:  # the device reads the root where it lies: CUDA tensors are not copied
+        prior_logits, root_value = root.prior_logits, root.value
 
-    tree = engine.new_tree(prior_logits.shape[0], num_simulations + 1, prior_logits.shape[1])
-    exploration = engine.exploration_table(num_simulations + 1, pb_c_init, pb_c_base)
+    device = getattr(root.latent, "device", None)
+    tree = engine.new_tree(batch_size, num_simulations + 1, num_actions, device=device)
+    exploration = engine.exploration_table(num_simulations + 1, pb_c_init, pb_c_base, device=device)
     latents = LatentStore(root.latent, num_simulations + 1)
     parent, action = engine.init_roots(tree, prior_logits, root_value, legal, noise, noise_fraction, exploration)
     for simulation in range(1, num_simulations + 1):
@@ -118,7 +131,7 @@ def search(
             select_next=simulation < num_simulations,
         )  # fmt: skip
     visit_counts, search_value, q_values = engine.read_root(tree)
-    action = choose_action(rng, engine.to_numpy(visit_counts), temperature)
+    action = engine.choose_action(rng, visit_counts, temperature, num_simulations)
     return SearchResult(action, visit_counts, search_value, q_values)
 
 
@@ -210,11 +223,21 @@ def choose_action(rng: np.random.Generator, visit_counts: np.ndarray, temperatur
     if temperature == 0:
         return np.argmax(visit_counts, axis=1).astype(np.int64)
     counts = visit_counts.astype(np.float64)
-    # Raising counts scaled to [0, 1] keeps large 1 / temperature from overflowing.
-    weights = (counts / counts.max(axis=1, keepdims=True)) ** (1.0 / temperature)
+    weights = visit_weights(counts, counts.max(axis=1, keepdims=True), temperature)
     cumulative = np.cumsum(weights, axis=1)
     threshold = rng.random(visit_counts.shape[0]) * cumulative[:, -1]
     action = (cumulative <= threshold[:, None]).sum(axis=1)
     # A threshold rounded up to the total would pick past the end: take the last visited action then.
     last_visited = visit_counts.shape[1] - 1 - np.argmax(weights[:, ::-1] > 0, axis=1)
     return np.minimum(action, last_visited).astype(np.int64)
+
+
+def visit_weights(counts: np.ndarray, largest: np.ndarray, temperature: float) -> np.ndarray:
+    """Sampling weights ``(counts / largest) ** (1 / temperature)``, proportional to ``counts ** (1 / temperature)``.
+
+    :param counts: float64 visit counts, e.g. [B, A]
+    :param largest: float64 largest count of each row, broadcastable to ``counts`` (e.g. [B, 1])
+    :param temperature: > 0
+    """
+    # Raising counts scaled to [0, 1] keeps large 1 / temperature from overflowing.
+    return (counts / largest) ** (1.0 / temperature)

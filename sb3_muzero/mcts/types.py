@@ -9,7 +9,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-Array = Any  # numpy array on the CPU backends, torch tensor on the CUDA backend
+Array = Any  # numpy array or torch tensor (on the CUDA backend, a torch tensor on the GPU)
 
 
 class RootInput(NamedTuple):
@@ -33,7 +33,12 @@ RecurrentFn = Callable[[Array, Array], RecurrentOutput]
 
 
 class SearchResult(NamedTuple):
-    """What a search returns for every tree of the batch."""
+    """What a search returns for every tree of the batch.
+
+    ``action`` is a host numpy array on every backend. The root statistics are numpy arrays on the CPU
+    backend, and torch tensors on the latent's GPU on the CUDA backend, where only the actions leave
+    the device.
+    """
 
     action: np.ndarray  # [B] int64, chosen from the root visit counts (see ``temperature``)
     visit_counts: Array  # [B, A] int32, visits of each root child; a row sums to num_simulations
@@ -42,7 +47,7 @@ class SearchResult(NamedTuple):
 
 
 class Tree(NamedTuple):
-    """Dense storage of a batch of search trees (numpy arrays on the CPU, device arrays on the GPU).
+    """Dense storage of a batch of search trees (numpy arrays on the CPU, CuPy arrays on the GPU).
 
     As in mctx, the statistics of a node's children are also kept in the node's own row
     (``children_*``, ``[B, N, A]``), so that selection reads one row per node. Selection scores only

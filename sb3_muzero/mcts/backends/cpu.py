@@ -25,8 +25,11 @@ from typing import Optional
 import numba
 import numpy as np
 
+from sb3_muzero.mcts.search import choose_action as choose_action_from_visits
 from sb3_muzero.mcts.types import Tree
 from sb3_muzero.mcts.workspace import reusable
+
+ON_DEVICE = False  # trees in host memory: init_roots takes the driver's checked host copies of the root
 
 _JIT_OPTIONS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 # Helpers are inlined into the kernels: a call that passes the whole tree would copy every array
@@ -219,8 +222,11 @@ def _exploration_table(pb_c_init, pb_c_base, table) -> None:
         table[n] = (math.log((n + pb_c_base + 1.0) / pb_c_base) + pb_c_init) * math.sqrt(n)
 
 
-def new_tree(batch_size: int, num_nodes: int, num_actions: int) -> Tree:
-    """Storage for ``batch_size`` trees of ``num_nodes`` nodes over ``num_actions`` actions (reused per thread)."""
+def new_tree(batch_size: int, num_nodes: int, num_actions: int, device=None) -> Tree:
+    """Storage for ``batch_size`` trees of ``num_nodes`` nodes over ``num_actions`` actions (reused per thread).
+
+    ``device`` (the latent's) is ignored: the trees live in host memory.
+    """
     return reusable(
         ("cpu-tree", batch_size, num_nodes, num_actions), lambda: _allocate_tree(batch_size, num_nodes, num_actions)
     )
@@ -250,8 +256,8 @@ def _allocate_tree(batch_size: int, num_nodes: int, num_actions: int) -> Tree:
     )
 
 
-def exploration_table(num_nodes: int, pb_c_init: float, pb_c_base: float) -> np.ndarray:
-    """[num_nodes + 1] float64: the exploration factor for every visit count a node can reach."""
+def exploration_table(num_nodes: int, pb_c_init: float, pb_c_base: float, device=None) -> np.ndarray:
+    """[num_nodes + 1] float64: the exploration factor for every visit count a node can reach (``device`` is ignored)."""
     table = np.empty(num_nodes + 1, dtype=np.float64)
     _exploration_table(float(pb_c_init), float(pb_c_base), table)
     return table
@@ -295,6 +301,11 @@ def read_root(tree: Tree) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     q_values = np.empty((tree.batch_size, tree.num_actions), dtype=np.float64)
     _read_root(tree, visits, value, q_values)
     return visits, value, q_values
+
+
+def choose_action(rng: np.random.Generator, visit_counts: np.ndarray, temperature: float, num_simulations: int) -> np.ndarray:
+    """[B] int64 actions from the root visit counts [B, A]: :func:`sb3_muzero.mcts.search.choose_action`."""
+    return choose_action_from_visits(rng, visit_counts, temperature)
 
 
 def to_numpy(array: np.ndarray) -> np.ndarray:

@@ -1,0 +1,585 @@
+from collections.abc import Sequence
+from typing import Any, ClassVar, Optional, TypeVar, Union
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import LinearSchedule, obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStack, VecTransposeImage
+
+from sb3_muzero.common.nonfinite import NONFINITE_MODES, searchable_observations, steps_to_store
+from sb3_muzero.mcts.backends import BACKENDS
+from sb3_muzero.mcts.search import to_numpy
+from sb3_muzero.muzero.augmentation import augment, check_augmentations
+from sb3_muzero.muzero.latent import scale_gradient
+from sb3_muzero.muzero.persistence import PersistenceMixin
+from sb3_muzero.muzero.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, MuZeroPolicy, SearchSettings
+from sb3_muzero.replay import MuZeroReplayBuffer, ReplaySample
+
+SelfMuZero = TypeVar("SelfMuZero", bound="MuZero")
+
+OPTIMIZERS: dict[str, type[th.optim.Optimizer]] = {"adam": th.optim.Adam, "adamw": th.optim.AdamW, "sgd": th.optim.SGD}
+SUPPORTED_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Dict)
+# Hyperparameters checked at construction: integers with their minimum, and reals with (low, high, low excluded).
+INTEGER_MINIMUMS = dict(num_simulations=1, num_unroll_steps=1, td_steps=1, buffer_size=1, batch_size=1, learning_starts=0,
+                        target_update_interval=0)  # fmt: skip
+REAL_INTERVALS = dict(
+    gamma=(0.0, 1.0, True),
+    replay_ratio=(0.0, np.inf, True),
+    root_dirichlet_alpha=(0.0, np.inf, True),
+    root_exploration_fraction=(0.0, 1.0, False),
+    temperature_initial=(0.0, np.inf, False),
+    temperature_final=(0.0, np.inf, False),
+    temperature_fraction=(0.0, 1.0, False),
+    value_loss_coef=(0.0, np.inf, False),
+    reward_loss_coef=(0.0, np.inf, False),
+    policy_loss_coef=(0.0, np.inf, False),
+    consistency_loss_coef=(0.0, np.inf, False),
+    prioritized_replay_alpha=(0.0, np.inf, False),
+    prioritized_replay_beta=(0.0, 1.0, False),
+    max_grad_norm=(0.0, np.inf, True),
+    weight_decay=(0.0, np.inf, False),
+)
+
+
+class MuZero(PersistenceMixin, OffPolicyAlgorithm):
+    """
+    MuZero: planning with a learned model.
+
+    Paper: https://arxiv.org/abs/1911.08265 (Schrittwieser et al., 2020, "Mastering Atari, Go, Chess and
+    Shogi by Planning with a Learned Model"). Every env step runs a batched Monte-Carlo tree search over
+    all envs with the learned model; training unrolls the model K steps along stored trajectories
+    towards n-step value, reward and search-policy targets, sampled from a prioritized replay.
+
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
+    :param env: The environment to learn from (if registered in Gym, can be str); Discrete actions only
+    :param learning_rate: learning rate, a float or a function of the remaining progress (from 1 to 0)
+    :param buffer_size: number of env steps the replay keeps
+    :param learning_starts: how many env steps to collect before training starts
+    :param batch_size: unrolls per gradient step
+    :param gamma: the discount factor, in (0, 1]
+    :param train_freq: train every ``train_freq`` vector steps (or a tuple ``(n, "step")``)
+    :param replay_ratio: gradient steps per env step (fractions accumulate across calls)
+    :param num_simulations: search simulations per env step
+    :param num_unroll_steps: K, model steps unrolled per training sample
+    :param td_steps: n of the n-step value targets
+    :param pb_c_init: PUCT constant c1
+    :param pb_c_base: PUCT constant c2
+    :param root_dirichlet_alpha: concentration of the Dirichlet noise added to the root priors in self-play
+    :param root_exploration_fraction: weight of that noise
+    :param temperature_initial: visit-count temperature of the self-play actions at the start of training
+    :param temperature_final: temperature at the end of the schedule
+    :param temperature_fraction: fraction of the training over which the temperature goes linearly from the
+        initial to the final value
+    :param value_loss_coef: weight of the value loss
+    :param reward_loss_coef: weight of the reward loss
+    :param policy_loss_coef: weight of the policy loss
+    :param consistency_loss_coef: weight of the self-supervised consistency loss between the latents the dynamics
+        predict and the latents of the observations that really followed (EfficientZero); 0 turns it off
+    :param augmentation: augmentations of image observations during training: any of "shift" (random shift by
+        up to 4 pixels) and "intensity" (random brightness)
+    :param optimizer: "adam", "adamw" or "sgd" (with momentum 0.9); ``policy_kwargs["optimizer_class"]`` overrides it
+    :param weight_decay: L2 weight decay of the optimizer
+    :param max_grad_norm: the maximum norm of the gradients (clipped above it)
+    :param target_update_interval: gradient steps between copies to a target network that recomputes the
+        bootstrap values of the value targets; 0 bootstraps from the stored search values (no target network)
+    :param prioritized_replay_alpha: priority exponent (0 = uniform sampling)
+    :param prioritized_replay_beta: initial importance-sampling exponent, annealed linearly to 1 over training
+    :param search_backend: "auto", "cpu" or "cuda" (see :func:`sb3_muzero.mcts.search`)
+    :param on_nonfinite: what a NaN or inf in an observation or reward does: "raise" an error naming the env, or
+        "skip" the step (not stored; see :mod:`sb3_muzero.common.nonfinite`)
+    :param replay_buffer_kwargs: keyword arguments for :class:`~sb3_muzero.replay.MuZeroReplayBuffer`
+        (``frame_stack``, ``force_memory``, ...)
+    :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
+        the reported success rate, mean episode length, and mean reward over
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments to be passed to the policy on creation
+    :param verbose: Verbosity level: 0 for no output, 1 for info messages (such as device or wrappers used), 2 for
+        debug messages
+    :param seed: Seed for the pseudo random generators
+    :param device: Device (cpu, cuda, ...) on which the code should be run.
+        Setting it to auto, the code will be run on the GPU if possible.
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy: MuZeroPolicy
+    replay_buffer: MuZeroReplayBuffer  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        policy: Union[str, type[MuZeroPolicy]],
+        env: Union[GymEnv, str],
+        learning_rate: Union[float, Schedule] = 1e-3,
+        buffer_size: int = 100_000,
+        learning_starts: int = 500,
+        batch_size: int = 128,
+        gamma: float = 0.997,
+        train_freq: Union[int, tuple[int, str]] = 1,
+        replay_ratio: float = 1.0,
+        num_simulations: int = 25,
+        num_unroll_steps: int = 5,
+        td_steps: int = 10,
+        pb_c_init: float = 1.25,
+        pb_c_base: float = 19652.0,
+        root_dirichlet_alpha: float = 0.25,
+        root_exploration_fraction: float = 0.25,
+        temperature_initial: float = 1.0,
+        temperature_final: float = 0.25,
+        temperature_fraction: float = 0.5,
+        value_loss_coef: float = 0.25,
+        reward_loss_coef: float = 1.0,
+        policy_loss_coef: float = 1.0,
+        consistency_loss_coef: float = 0.0,
+        augmentation: Sequence[str] = (),
+        optimizer: str = "adam",
+        weight_decay: float = 1e-4,
+        max_grad_norm: float = 5.0,
+        target_update_interval: int = 200,
+        prioritized_replay_alpha: float = 1.0,
+        prioritized_replay_beta: float = 1.0,
+        search_backend: str = "auto",
+        on_nonfinite: str = "raise",
+        replay_buffer_kwargs: Optional[dict[str, Any]] = None,
+        stats_window_size: int = 100,
+        tensorboard_log: Optional[str] = None,
+        policy_kwargs: Optional[dict[str, Any]] = None,
+        verbose: int = 0,
+        seed: Optional[int] = None,
+        device: Union[th.device, str] = "auto",
+        _init_setup_model: bool = True,
+    ):
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=1.0,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=-1,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            sde_support=False,
+            support_multi_env=True,
+        )
+        self.replay_ratio = replay_ratio
+        self.num_simulations = num_simulations
+        self.num_unroll_steps = num_unroll_steps
+        self.td_steps = td_steps
+        self.pb_c_init = pb_c_init
+        self.pb_c_base = pb_c_base
+        self.root_dirichlet_alpha = root_dirichlet_alpha
+        self.root_exploration_fraction = root_exploration_fraction
+        self.temperature_initial = temperature_initial
+        self.temperature_final = temperature_final
+        self.temperature_fraction = temperature_fraction
+        self.value_loss_coef = value_loss_coef
+        self.reward_loss_coef = reward_loss_coef
+        self.policy_loss_coef = policy_loss_coef
+        self.consistency_loss_coef = consistency_loss_coef
+        self.augmentation = check_augmentations(augmentation)
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.max_grad_norm = max_grad_norm
+        self.target_update_interval = target_update_interval
+        self.prioritized_replay_alpha = prioritized_replay_alpha
+        self.prioritized_replay_beta = prioritized_replay_beta
+        self.search_backend = search_backend
+        self.on_nonfinite = on_nonfinite
+        self.temperature = temperature_initial
+        self.target_policy: Optional[MuZeroPolicy] = None
+        self._pending_gradient_steps = 0.0
+        if _init_setup_model:
+            self._setup_model()
+
+    # --- construction -------------------------------------------------------------------------------
+
+    def _get_policy_from_name(self, policy_name: str) -> type[BasePolicy]:
+        if policy_name not in self.policy_aliases:
+            raise ValueError(
+                f"Unknown policy {policy_name!r}; supported: {', '.join(self.policy_aliases)} or a MuZeroPolicy class"
+            )
+        return self.policy_aliases[policy_name]
+
+    def _check_arguments(self) -> None:
+        """Refuse unsupported spaces and hyperparameters with a message naming what is supported."""
+        if not (isinstance(self.policy_class, type) and issubclass(self.policy_class, MuZeroPolicy)):
+            raise ValueError(
+                f"policy must be a MuZeroPolicy class or one of {', '.join(self.policy_aliases)}, got {self.policy_class}"
+            )
+        self._check_spaces()
+        self._check_hyperparameters()
+
+    def _check_spaces(self) -> None:
+        if not isinstance(self.action_space, spaces.Discrete):
+            raise ValueError(
+                f"MuZero supports Discrete action spaces only, got {self.action_space}; "
+                "Box, MultiDiscrete and MultiBinary actions are not supported"
+            )
+        observation_spaces = self.observation_space.spaces.values() if isinstance(self.observation_space, spaces.Dict) else []
+        if not isinstance(self.observation_space, SUPPORTED_OBSERVATION_SPACES) or any(
+            not isinstance(space, spaces.Box) for space in observation_spaces
+        ):
+            raise ValueError(
+                f"MuZero supports Box, Discrete, MultiDiscrete and MultiBinary observations, and Dict observations of Box "
+                f"parts; got {self.observation_space}"
+            )
+        if self.augmentation and not (
+            isinstance(self.observation_space, spaces.Box) and len(self.observation_space.shape) == 3
+        ):
+            raise ValueError(
+                f"augmentation {self.augmentation} needs image observations [C, H, W], got {self.observation_space}"
+            )
+
+    def _check_hyperparameters(self) -> None:
+        for name, minimum in INTEGER_MINIMUMS.items():
+            value = getattr(self, name)
+            if not (_is_int(value) and value >= minimum):
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        for name, (low, high, low_open) in REAL_INTERVALS.items():
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and (low < value if low_open else low <= value) and value <= high):
+                interval = f"{'(' if low_open else '['}{low}, {'inf)' if high == np.inf else f'{high}]'}"
+                raise ValueError(f"{name} must be in {interval}, got {value!r}")
+        if self.augmentation and not (
+            isinstance(self.observation_space, spaces.Box) and len(self.observation_space.shape) == 3
+        ):
+            raise ValueError(
+                f"augmentation {self.augmentation} needs image observations [C, H, W], got {self.observation_space}"
+            )
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"Unknown optimizer {self.optimizer!r}; supported: {', '.join(OPTIMIZERS)}")
+        if self.search_backend not in BACKENDS:
+            raise ValueError(f"Unknown search_backend {self.search_backend!r}; supported: {', '.join(BACKENDS)}")
+        if self.on_nonfinite not in NONFINITE_MODES:
+            raise ValueError(f"Unknown on_nonfinite {self.on_nonfinite!r}; supported: {', '.join(NONFINITE_MODES)}")
+
+    def _setup_model(self) -> None:
+        self._check_arguments()
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        if self.replay_buffer is None:
+            replay_kwargs = dict(alpha=self.prioritized_replay_alpha, frame_stack=detect_frame_stack(self.env))
+            replay_kwargs.update(self.replay_buffer_kwargs)
+            self.replay_buffer = MuZeroReplayBuffer(
+                self.buffer_size, self.observation_space, self.action_space, gamma=self.gamma, **replay_kwargs
+            )
+        self.policy = self._make_policy()
+        self.policy.search_rng = self.search_rng
+        if self.target_update_interval > 0:
+            self.target_policy = self._make_policy()
+            self.target_policy.load_state_dict(self.policy.state_dict())
+            self.target_policy.set_training_mode(False)
+        self._convert_train_freq()
+        self.temperature_schedule = LinearSchedule(self.temperature_initial, self.temperature_final, self.temperature_fraction)
+
+    def _make_policy(self) -> MuZeroPolicy:
+        policy_kwargs = dict(self.policy_kwargs)
+        if "optimizer_class" not in policy_kwargs:
+            policy_kwargs["optimizer_class"] = OPTIMIZERS[self.optimizer]
+            optimizer_kwargs = {"momentum": 0.9} if self.optimizer == "sgd" else {}
+            policy_kwargs["optimizer_kwargs"] = {**optimizer_kwargs, "weight_decay": self.weight_decay,
+                                                 **policy_kwargs.get("optimizer_kwargs", {})}  # fmt: skip
+        search_settings = SearchSettings(
+            num_simulations=self.num_simulations,
+            discount=self.gamma,
+            pb_c_init=self.pb_c_init,
+            pb_c_base=self.pb_c_base,
+            dirichlet_alpha=self.root_dirichlet_alpha,
+            noise_fraction=self.root_exploration_fraction,
+            backend=self.search_backend,
+        )
+        if self.consistency_loss_coef > 0:
+            policy_kwargs.setdefault("projection_dim", 64)
+        policy = self.policy_class(
+            self.observation_space, self.action_space, self.lr_schedule, search_settings=search_settings, **policy_kwargs
+        )
+        return policy.to(self.device)
+
+    def set_random_seed(self, seed: Optional[int] = None) -> None:
+        """Seed Python, NumPy, torch, the action space, the env, the search and the replay sampling."""
+        super().set_random_seed(seed)
+        search_seed, replay_seed = np.random.SeedSequence(seed).spawn(2)
+        self.search_rng = np.random.default_rng(search_seed)
+        self.replay_rng = np.random.default_rng(replay_seed)
+        if getattr(self, "policy", None) is not None:
+            self.policy.search_rng = self.search_rng
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts = ["policy", "policy.optimizer"]
+        if self.target_policy is not None:
+            state_dicts.append("target_policy")
+        return state_dicts, []
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "target_policy", "temperature_schedule"]
+
+    # --- self-play ----------------------------------------------------------------------------------
+
+    def _setup_learn(self, total_timesteps: int, callback: MaybeCallback = None, reset_num_timesteps: bool = True,
+                     tb_log_name: str = "run", progress_bar: bool = False):  # fmt: skip
+        vec_normalize = self._vec_normalize_env
+        if vec_normalize is not None and vec_normalize.norm_reward:
+            raise ValueError("MuZero does not support VecNormalize(norm_reward=True); normalize observations only")
+        if reset_num_timesteps or self._last_obs is None:
+            self.replay_buffer.start_new_episodes(self.n_envs)
+        return super()._setup_learn(int(total_timesteps), callback, reset_num_timesteps, tb_log_name, progress_bar)
+
+    def learn(
+        self: SelfMuZero,
+        total_timesteps: Union[int, float],
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "MuZero",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfMuZero:
+        return super().learn(
+            total_timesteps=int(total_timesteps),
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    def _on_step(self) -> None:
+        self.temperature = self.temperature_schedule(self._current_progress_remaining)
+        self.logger.record("rollout/temperature", self.temperature)
+
+    def _sample_action(self, learning_starts: int, action_noise=None, n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Search from the last observations with root noise; remember the search statistics for the replay."""
+        assert self._last_obs is not None, "self._last_obs was not set"
+        self.policy.set_training_mode(False)
+        observations, _ = self.policy.obs_to_tensor(
+            searchable_observations(self._last_obs, self.on_nonfinite, self.num_timesteps)
+        )
+        result = self.policy.run_search(observations, temperature=self.temperature, add_noise=True)
+        visits = to_numpy(result.visit_counts).astype(np.float32)
+        visit_distribution = visits / visits.sum(axis=1, keepdims=True)
+        root_values = to_numpy(result.root_value).astype(np.float32)
+        self._last_search = (visit_distribution, root_values)
+        entropy = -(visit_distribution * np.log(np.where(visit_distribution > 0, visit_distribution, 1.0))).sum(axis=1)
+        self.logger.record_mean("search/root_value", float(root_values.mean()))
+        self.logger.record_mean("search/visit_entropy", float(entropy.mean()))
+        return result.action, result.action
+
+    def _store_transition(
+        self,
+        replay_buffer: ReplayBuffer,
+        buffer_action: np.ndarray,
+        new_obs: Union[np.ndarray, dict[str, np.ndarray]],
+        reward: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        """Store the searched step: observation, action, reward, visit distribution, root value, how it ended."""
+        if self._vec_normalize_env is not None:
+            new_obs_ = self._vec_normalize_env.get_original_obs()
+        else:
+            self._last_original_obs, new_obs_ = self._last_obs, new_obs
+        truncated = np.array([done and info.get("TimeLimit.truncated", False) for done, info in zip(dones, infos)])
+        terminated = np.logical_and(dones, np.logical_not(truncated))
+        visit_distribution, root_values = self._last_search
+        keep = steps_to_store(self._last_original_obs, reward, truncated, infos, self.on_nonfinite, self.num_timesteps)
+        self.replay_buffer.add(
+            self._last_original_obs,
+            buffer_action,
+            reward,
+            visit_distribution,
+            root_values,
+            terminated,
+            truncated,
+            self._final_values(truncated, infos),
+            keep=keep,
+        )
+        self._last_obs = new_obs
+        if self._vec_normalize_env is not None:
+            self._last_original_obs = new_obs_
+
+    def _final_values(self, truncated: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
+        """Predicted values [n_envs] of the observations a time limit cut off (0 elsewhere), to bootstrap from."""
+        final_values = np.zeros(len(truncated), dtype=np.float32)
+        indices = [i for i in np.flatnonzero(truncated) if infos[i].get("terminal_observation") is not None]
+        if indices:
+            observations = [infos[i]["terminal_observation"] for i in indices]
+            if isinstance(observations[0], dict):
+                stacked = {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}
+            else:
+                stacked = np.stack(observations)
+            self.policy.set_training_mode(False)
+            tensor, _ = self.policy.obs_to_tensor(stacked)
+            final_values[indices] = to_numpy(self.policy.value(tensor))
+        return final_values
+
+    # --- training -----------------------------------------------------------------------------------
+
+    def train(self, gradient_steps: int, batch_size: int = 128) -> None:
+        """``replay_ratio`` gradient steps per env step; ``gradient_steps`` is the number of env steps just collected."""
+        self._pending_gradient_steps += self.replay_ratio * gradient_steps
+        num_steps = int(self._pending_gradient_steps)
+        self._pending_gradient_steps -= num_steps
+        if num_steps == 0:
+            return
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        beta = self.prioritized_replay_beta + (1.0 - self.prioritized_replay_beta) * (1.0 - self._current_progress_remaining)
+        totals: dict[str, float] = {}
+        for _ in range(num_steps):
+            sample = self.replay_buffer.sample(
+                batch_size, self.num_unroll_steps, self.td_steps, beta, self.replay_rng,
+                with_next_observations=self.consistency_loss_coef > 0,
+            )  # fmt: skip
+            for key, value in self._gradient_step(sample).items():
+                totals[key] = totals.get(key, 0.0) + value
+            self._n_updates += 1
+            if self.target_policy is not None and self._n_updates % self.target_update_interval == 0:
+                self.target_policy.load_state_dict(self.policy.state_dict())
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/beta", beta)
+        for key, value in totals.items():
+            self.logger.record(f"train/{key}", value / num_steps)
+
+    def _gradient_step(self, sample: ReplaySample) -> dict[str, float]:
+        """One update on a batch of K-step unrolls, as in the paper's ``update_weights``; returns the losses."""
+        observations, next_observations = self._training_observations(sample)
+        to_tensor = lambda array: th.as_tensor(array, device=self.device)  # noqa: E731
+        value_targets = to_tensor(self._value_targets(sample))
+        value_mask, policy_mask = to_tensor(sample.value_mask), to_tensor(sample.policy_mask)
+        policy_targets, actions = to_tensor(sample.policy_targets), to_tensor(sample.actions)
+        reward_targets, reward_mask = to_tensor(sample.reward_targets), to_tensor(sample.reward_mask)
+
+        # Initial step: the representation of the observation, then the prediction.
+        latent, policy_logits, value_logits = self.policy.initial_inference(observations)
+        value_loss = self.policy.head_loss(value_logits, value_targets[:, 0]) * value_mask[:, 0]
+        policy_loss = _cross_entropy(policy_logits, policy_targets[:, 0]) * policy_mask[:, 0]
+        reward_loss = th.zeros_like(value_loss)
+        consistency_loss = th.zeros_like(value_loss)
+        predicted_value = self.policy.to_scalar(value_logits.detach())
+        encoded_next = self._encode(next_observations) if next_observations is not None else None
+
+        # Recurrent steps: the dynamics follow the stored actions; each step's loss is scaled by 1/K and the
+        # gradient entering the dynamics by 1/2.
+        scale = 1.0 / self.num_unroll_steps
+        for k in range(1, self.num_unroll_steps + 1):
+            latent = scale_gradient(latent, 0.5)
+            latent, reward_logits, policy_logits, value_logits = self.policy.recurrent_inference(latent, actions[:, k - 1])
+            value_loss = value_loss + scale * self.policy.head_loss(value_logits, value_targets[:, k]) * value_mask[:, k]
+            reward_loss = (
+                reward_loss + scale * self.policy.head_loss(reward_logits, reward_targets[:, k - 1]) * reward_mask[:, k - 1]
+            )
+            policy_loss = policy_loss + scale * _cross_entropy(policy_logits, policy_targets[:, k]) * policy_mask[:, k]
+            if encoded_next is not None:
+                next_mask = to_tensor(sample.next_observation_mask[:, k - 1])
+                consistency_loss = (
+                    consistency_loss + scale * self.policy.consistency_loss(latent, encoded_next[k - 1]) * next_mask
+                )
+
+        weights = to_tensor(sample.weights)
+        per_sample = (
+            self.value_loss_coef * value_loss
+            + self.reward_loss_coef * reward_loss
+            + self.policy_loss_coef * policy_loss
+            + self.consistency_loss_coef * consistency_loss
+        )
+        loss = (weights * per_sample).mean()
+        self.policy.optimizer.zero_grad()
+        loss.backward()
+        th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+        self.policy.optimizer.step()
+
+        # Priorities: how far the stored search value was from the value target (MuZero appendix G).
+        value_target_now = to_numpy(value_targets[:, 0])
+        self.replay_buffer.update_priorities(sample.slots, sample.root_values - value_target_now)
+        return {
+            "loss": loss.item(),
+            "value_loss": (weights * value_loss).mean().item(),
+            "reward_loss": (weights * reward_loss).mean().item(),
+            "policy_loss": (weights * policy_loss).mean().item(),
+            "consistency_loss": (weights * consistency_loss).mean().item(),
+            "value_error": (predicted_value - value_targets[:, 0]).abs().mean().item(),
+        }
+
+    def _training_observations(self, sample: ReplaySample) -> tuple[th.Tensor, Optional[th.Tensor]]:
+        """The sampled observations [B, ...] and, for the consistency loss, the next ones [B, K, ...], as tensors
+        (normalized by VecNormalize if the env has one; augmented together if augmentation is on)."""
+        observations = obs_as_tensor(self._normalize_observations(sample.observations), self.device)
+        next_observations = None
+        if self.consistency_loss_coef > 0:
+            next_observations = obs_as_tensor(self._normalize_observations(sample.next_observations), self.device)
+        if self.augmentation:
+            sequence = observations.unsqueeze(1).float()
+            if next_observations is not None:
+                sequence = th.cat([sequence, next_observations.float()], dim=1)
+            sequence = augment(sequence, self.augmentation)
+            observations, next_observations = sequence[:, 0], (sequence[:, 1:] if next_observations is not None else None)
+        return observations, next_observations
+
+    def _encode(self, next_observations: Union[th.Tensor, dict[str, th.Tensor]]) -> list[th.Tensor]:
+        """The latents (without gradient) of observations [B, K, ...] (or a dict of those), as K tensors [B, ...]."""
+        parts = next_observations if isinstance(next_observations, dict) else {"": next_observations}
+        batch, steps = next(iter(parts.values())).shape[:2]
+        flat = {key: value.reshape(batch * steps, *value.shape[2:]) for key, value in parts.items()}
+        with th.no_grad():
+            latents = self.policy.represent(flat if isinstance(next_observations, dict) else flat[""])
+        return list(latents.view(batch, steps, *latents.shape[1:]).unbind(1))
+
+    def _value_targets(self, sample: ReplaySample) -> np.ndarray:
+        """[B, K+1] n-step value targets, bootstrapped from the target network when there is one."""
+        if self.target_policy is None:
+            return sample.value_targets
+        bootstrap_value = sample.bootstrap_value.copy()
+        stored = sample.bootstrap_slot >= 0
+        if stored.any():
+            observations = self.replay_buffer.observations_at(sample.bootstrap_slot[stored])
+            tensor = obs_as_tensor(self._normalize_observations(observations), self.device)
+            bootstrap_value[stored] = to_numpy(self.target_policy.value(tensor))
+        return sample.value_partial + sample.bootstrap_discount * bootstrap_value
+
+    def _normalize_observations(self, observations):
+        if self._vec_normalize_env is None:
+            return observations
+        return self._vec_normalize_env.normalize_obs(observations)
+
+
+def _cross_entropy(logits: th.Tensor, target_distribution: th.Tensor) -> th.Tensor:
+    """Per-sample cross-entropy of logits [B, A] against target distributions [B, A]."""
+    return -(target_distribution * th.log_softmax(logits, dim=-1)).sum(-1)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def detect_frame_stack(env: Optional[VecEnv]) -> int:
+    """How many frames the env stacks along the first axis of its observations (1 if it does not stack).
+
+    Knows SB3's ``VecFrameStack`` (channel-first, or channel-last under the ``VecTransposeImage`` SB3 adds for
+    image observations) and envs that say so with a ``frame_stack`` attribute.
+    """
+    transposed = False
+    while env is not None:
+        if isinstance(env, VecFrameStack):
+            return env.stacked_obs.n_stack if env.stacked_obs.channels_first or transposed else 1
+        transposed = transposed or isinstance(env, VecTransposeImage)
+        if not isinstance(env, VecEnvWrapper):
+            frame_stack = getattr(env, "frame_stack", 1)
+            return frame_stack if isinstance(frame_stack, int) else 1
+        env = env.venv
+    return 1

@@ -1,0 +1,392 @@
+"""MuZero policies: representation h, dynamics g and prediction f, and the batched search that acts with them."""
+
+from dataclasses import asdict, dataclass
+from typing import Any, Optional
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.torch_layers import (
+    BaseFeaturesExtractor,
+    CombinedExtractor,
+    FlattenExtractor,
+    NatureCNN,
+    create_mlp,
+)
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from torch import nn
+
+from sb3_muzero.common.files import atomic_write, check_zip_archive
+from sb3_muzero.mcts import RecurrentOutput, RootInput, SearchResult, search
+from sb3_muzero.muzero.latent import scale_latent
+from sb3_muzero.muzero.residual import AtariEncoder, ResidualDynamics, ResidualPrediction
+from sb3_muzero.muzero.support import h, h_inverse, scalar_to_support, support_to_scalar
+
+VALUE_REPRESENTATIONS = ("categorical", "scalar")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How the policy searches; :class:`~sb3_muzero.MuZero` fills it from its hyperparameters."""
+
+    num_simulations: int = 50
+    discount: float = 0.997
+    pb_c_init: float = 1.25
+    pb_c_base: float = 19652.0
+    dirichlet_alpha: float = 0.25
+    noise_fraction: float = 0.25
+    backend: str = "auto"
+
+
+class MlpDynamics(nn.Module):
+    """g: (latent [B, L], action [B]) -> (next latent [B, L], reward logits [B, R]); actions one-hot encoded."""
+
+    def __init__(
+        self, latent_dim: int, num_actions: int, net_arch: list[int], reward_dim: int, activation_fn: type[nn.Module]
+    ):
+        super().__init__()
+        self.num_actions = num_actions
+        self.trunk = nn.Sequential(*create_mlp(latent_dim + num_actions, latent_dim, net_arch, activation_fn))
+        self.reward_head = nn.Sequential(*create_mlp(latent_dim, reward_dim, net_arch[-1:], activation_fn))
+
+    def forward(self, latent: th.Tensor, action: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        encoded = nn.functional.one_hot(action.long(), self.num_actions).to(latent.dtype)
+        next_latent = scale_latent(self.trunk(th.cat([latent, encoded], dim=1)))
+        return next_latent, self.reward_head(next_latent)
+
+
+class MlpPrediction(nn.Module):
+    """f: latent [B, L] -> (policy logits [B, A], value logits [B, V])."""
+
+    def __init__(self, latent_dim: int, num_actions: int, net_arch: list[int], value_dim: int, activation_fn: type[nn.Module]):
+        super().__init__()
+        self.trunk = nn.Sequential(*create_mlp(latent_dim, -1, net_arch, activation_fn))
+        hidden = net_arch[-1] if net_arch else latent_dim
+        self.policy_head = nn.Linear(hidden, num_actions)
+        self.value_head = nn.Linear(hidden, value_dim)
+
+    def forward(self, latent: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        hidden = self.trunk(latent)
+        return self.policy_head(hidden), self.value_head(hidden)
+
+
+class Projection(nn.Module):
+    """EfficientZero's projection of latents [B, L] to [B, P], with a predictor head on the online branch."""
+
+    def __init__(self, latent_dim: int, projection_dim: int):
+        super().__init__()
+        hidden = 2 * projection_dim
+
+        def mlp(in_dim: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, projection_dim)
+            )
+
+        self.project = mlp(latent_dim)
+        self.predict = mlp(projection_dim)
+
+    def forward(self, latent: th.Tensor, with_predictor: bool) -> th.Tensor:
+        projected = self.project(latent)
+        return self.predict(projected) if with_predictor else projected
+
+
+class MuZeroPolicy(BasePolicy):
+    """The three MuZero networks and the search that turns them into a policy.
+
+    :param observation_space: Observation space
+    :param action_space: Discrete action space
+    :param lr_schedule: Learning rate schedule (``lr_schedule(1)`` is the initial rate)
+    :param net_arch: hidden layer sizes, an int list shared by the three networks or a dict with keys
+        ``representation``, ``dynamics`` and ``prediction``
+    :param latent_dim: size of the latent state
+    :param activation_fn: Activation function
+    :param support_size: values and rewards are distributions over ``-support_size..support_size`` of ``h(x)``
+    :param value_representation: "categorical" (MuZero's distributions) or "scalar" (one output in ``h`` space,
+        squared error)
+    :param projection_dim: size of the projection used by the self-supervised consistency loss (EfficientZero);
+        0 builds no projection (the algorithm sets it when the loss is on)
+    :param search_settings: how to search (set by the algorithm)
+    :param features_extractor_class: Features extractor to use
+    :param features_extractor_kwargs: Keyword arguments to pass to the features extractor
+    :param normalize_images: Whether to divide images by 255
+    :param optimizer_class: The optimizer to use
+    :param optimizer_kwargs: Additional keyword arguments, excluding the learning rate, to pass to the optimizer
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        lr_schedule: Schedule,
+        net_arch: Optional[list[int] | dict[str, list[int]]] = None,
+        latent_dim: int = 64,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        support_size: int = 20,
+        value_representation: str = "categorical",
+        projection_dim: int = 0,
+        search_settings: Optional[SearchSettings | dict[str, Any]] = None,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: Optional[dict[str, Any]] = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: Optional[dict[str, Any]] = None,
+    ):
+        super().__init__(
+            observation_space,
+            action_space,
+            features_extractor_class,
+            features_extractor_kwargs,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            normalize_images=normalize_images,
+        )
+        if value_representation not in VALUE_REPRESENTATIONS:
+            raise ValueError(f"Unknown value_representation {value_representation!r}; supported: {VALUE_REPRESENTATIONS}")
+        if isinstance(support_size, bool) or not isinstance(support_size, int) or support_size < 1:
+            raise ValueError(f"support_size must be an integer >= 1, got {support_size!r}")
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be an integer >= 1, got {latent_dim!r}")
+        self.net_arch = net_arch
+        self.latent_dim = latent_dim
+        self.activation_fn = activation_fn
+        self.support_size = support_size
+        self.value_representation = value_representation
+        self.projection_dim = projection_dim
+        if isinstance(search_settings, dict):
+            search_settings = SearchSettings(**search_settings)
+        self.search_settings = search_settings or SearchSettings()
+        self.search_rng = np.random.default_rng()
+        self._build(lr_schedule)
+
+    # --- networks --------------------------------------------------------------------------------------
+
+    def _layer_sizes(self) -> dict[str, list[int]]:
+        if self.net_arch is None:
+            return {
+                name: [64] if self.features_extractor_class == NatureCNN else [128]
+                for name in ("representation", "dynamics", "prediction")
+            }
+        if isinstance(self.net_arch, dict):
+            missing = {"representation", "dynamics", "prediction"} - set(self.net_arch)
+            if missing:
+                raise ValueError(
+                    f"net_arch dict needs the keys representation, dynamics and prediction; missing {sorted(missing)}"
+                )
+            return {name: list(self.net_arch[name]) for name in ("representation", "dynamics", "prediction")}
+        return {name: list(self.net_arch) for name in ("representation", "dynamics", "prediction")}
+
+    @property
+    def num_actions(self) -> int:
+        return int(self.action_space.n)
+
+    @property
+    def distribution_dim(self) -> int:
+        """Outputs of the value and reward heads."""
+        return 2 * self.support_size + 1 if self.value_representation == "categorical" else 1
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        """Create the representation, dynamics and prediction networks, the projection and the optimizer."""
+        self.features_extractor = self.make_features_extractor()
+        latent_size = self._make_networks()
+        if self.projection_dim > 0:
+            self.projection = Projection(latent_size, self.projection_dim)
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
+
+    def _make_networks(self) -> int:
+        """Set ``representation`` (features -> latent), ``dynamics`` and ``prediction``; return the latent's size."""
+        sizes = self._layer_sizes()
+        features_dim = self.features_extractor.features_dim
+        self.representation = nn.Sequential(
+            *create_mlp(features_dim, self.latent_dim, sizes["representation"], self.activation_fn)
+        )
+        self.dynamics = MlpDynamics(
+            self.latent_dim, self.num_actions, sizes["dynamics"], self.distribution_dim, self.activation_fn
+        )
+        self.prediction = MlpPrediction(
+            self.latent_dim, self.num_actions, sizes["prediction"], self.distribution_dim, self.activation_fn
+        )
+        return self.latent_dim
+
+    def represent(self, obs: PyTorchObs) -> th.Tensor:
+        """h: observations -> latent states [B, ...] scaled to [0, 1]."""
+        return scale_latent(self.representation(self.extract_features(obs, self.features_extractor)))
+
+    def initial_inference(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """Observations -> (latent [B, L], policy logits [B, A], value logits [B, V])."""
+        latent = self.represent(obs)
+        policy_logits, value_logits = self.prediction(latent)
+        return latent, policy_logits, value_logits
+
+    def recurrent_inference(self, latent: th.Tensor, action: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+        """(latent [B, L], action [B]) -> (next latent [B, L], reward logits [B, V], policy logits [B, A],
+        value logits [B, V])."""
+        next_latent, reward_logits = self.dynamics(latent, action)
+        policy_logits, value_logits = self.prediction(next_latent)
+        return next_latent, reward_logits, policy_logits, value_logits
+
+    def consistency_loss(self, predicted_latent: th.Tensor, encoded_latent: th.Tensor) -> th.Tensor:
+        """Per-sample negative cosine similarity between the projected, predicted latents [B, ...] of the dynamics
+        and the projected latents [B, ...] of the real observations, the latter without gradient (SimSiam)."""
+        prediction = self.projection(predicted_latent.flatten(1), with_predictor=True)
+        with th.no_grad():
+            target = self.projection(encoded_latent.flatten(1), with_predictor=False)
+        return -nn.functional.cosine_similarity(prediction, target, dim=-1)
+
+    def to_scalar(self, outputs: th.Tensor) -> th.Tensor:
+        """Value or reward head outputs [B, V] -> scalars [B]."""
+        if self.value_representation == "categorical":
+            return support_to_scalar(outputs, self.support_size)
+        return h_inverse(outputs.squeeze(-1))
+
+    def head_loss(self, outputs: th.Tensor, targets: th.Tensor) -> th.Tensor:
+        """Per-sample loss of value or reward head outputs [B, V] against scalar targets [B]: cross-entropy with the
+        two-hot targets, or squared error in ``h`` space."""
+        if self.value_representation == "categorical":
+            return -(scalar_to_support(targets, self.support_size) * th.log_softmax(outputs, dim=-1)).sum(-1)
+        return (outputs.squeeze(-1) - h(targets)) ** 2
+
+    # --- acting ----------------------------------------------------------------------------------------
+
+    @th.no_grad()
+    def value(self, obs: PyTorchObs) -> th.Tensor:
+        """The predicted value [B] of observations (no search)."""
+        return self.to_scalar(self.initial_inference(obs)[2])
+
+    @th.no_grad()
+    def run_search(self, obs: PyTorchObs, temperature: float, add_noise: bool) -> SearchResult:
+        """Search from every observation of the batch and choose actions by visit-count ``temperature``."""
+        latent, policy_logits, value_logits = self.initial_inference(obs)
+        root = RootInput(policy_logits, self.to_scalar(value_logits), latent)
+
+        def recurrent_fn(latent: th.Tensor, action: th.Tensor) -> RecurrentOutput:
+            next_latent, reward_logits, next_policy_logits, next_value_logits = self.recurrent_inference(latent, action)
+            return RecurrentOutput(
+                self.to_scalar(reward_logits), self.to_scalar(next_value_logits), next_policy_logits, next_latent
+            )
+
+        settings = self.search_settings
+        return search(
+            root,
+            recurrent_fn,
+            settings.num_simulations,
+            discount=settings.discount,
+            rng=self.search_rng,
+            pb_c_init=settings.pb_c_init,
+            pb_c_base=settings.pb_c_base,
+            dirichlet_alpha=settings.dirichlet_alpha,
+            noise_fraction=settings.noise_fraction if add_noise else 0.0,
+            temperature=temperature,
+            backend=settings.backend,
+        )
+
+    def forward(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
+        return self._predict(obs, deterministic=deterministic)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
+        """Search without noise; the most visited action if deterministic, else a sample from the visit counts."""
+        result = self.run_search(observation, temperature=0.0 if deterministic else 1.0, add_noise=False)
+        return th.as_tensor(result.action, device=self.device)
+
+    def save(self, path: str) -> None:
+        """SB3's ``policy.save``, written to a temporary file renamed into place (never half-written)."""
+        with atomic_write(path) as file:
+            super().save(file)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls, path: str, device: th.device | str = "auto") -> "MuZeroPolicy":
+        """SB3's ``policy.load``, after checking that the file is complete (torch's format is a zip archive).
+
+        :raise CorruptFileError: the file is truncated or damaged
+        """
+        check_zip_archive(path, "", (), "policy")
+        return super().load(path, device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            dict(
+                net_arch=self.net_arch,
+                latent_dim=self.latent_dim,
+                activation_fn=self.activation_fn,
+                support_size=self.support_size,
+                value_representation=self.value_representation,
+                projection_dim=self.projection_dim,
+                search_settings=asdict(self.search_settings),
+                lr_schedule=self._dummy_schedule,
+                optimizer_class=self.optimizer_class,
+                optimizer_kwargs=self.optimizer_kwargs,
+                features_extractor_class=self.features_extractor_class,
+                features_extractor_kwargs=self.features_extractor_kwargs,
+            )
+        )
+        return data
+
+
+MlpPolicy = MuZeroPolicy
+
+
+class CnnPolicy(MuZeroPolicy):
+    """MuZero's residual Atari network (:mod:`sb3_muzero.muzero.residual`) for channel-first image observations.
+
+    The representation is the features extractor (:class:`~sb3_muzero.muzero.residual.AtariEncoder` by default:
+    84x84 frames -> a 6x6 latent); dynamics and prediction are residual towers with small heads.
+
+    :param channels: channels of the latent
+    :param num_blocks: residual blocks per stage of the representation, and in the dynamics and the prediction
+    :param normalization: "batch" or "layer"
+    :param head_channels: channels the heads reduce the latent to
+    :param head_hidden: hidden layer sizes of the heads' MLPs
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        action_space: spaces.Discrete,
+        lr_schedule: Schedule,
+        channels: int = 64,
+        num_blocks: int = 1,
+        normalization: str = "batch",
+        head_channels: int = 16,
+        head_hidden: Optional[list[int]] = None,
+        **kwargs,
+    ):
+        self.channels, self.num_blocks, self.normalization = channels, num_blocks, normalization
+        self.head_channels, self.head_hidden = head_channels, list(head_hidden or [32])
+        kwargs.setdefault("features_extractor_class", AtariEncoder)
+        if kwargs["features_extractor_class"] is AtariEncoder:
+            encoder_kwargs = dict(channels=channels, num_blocks=num_blocks, normalization=normalization)
+            kwargs["features_extractor_kwargs"] = {**encoder_kwargs, **(kwargs.get("features_extractor_kwargs") or {})}
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+    def _make_networks(self) -> int:
+        latent_shape = getattr(self.features_extractor, "latent_shape", None)
+        if latent_shape is None:
+            raise ValueError(
+                f"CnnPolicy needs a features extractor that outputs a spatial latent (with a latent_shape attribute, like "
+                f"AtariEncoder), got {self.features_extractor_class.__name__}; use MlpPolicy for flat features"
+            )
+        self.representation = nn.Identity()
+        heads = dict(head_channels=self.head_channels, head_hidden=self.head_hidden)
+        self.dynamics = ResidualDynamics(latent_shape, self.num_actions, self.num_blocks, self.normalization,
+                                         self.distribution_dim, **heads)  # fmt: skip
+        self.prediction = ResidualPrediction(latent_shape, self.num_actions, self.num_blocks, self.normalization,
+                                             self.distribution_dim, **heads)  # fmt: skip
+        return int(np.prod(latent_shape))
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(channels=self.channels, num_blocks=self.num_blocks, normalization=self.normalization,
+                    head_channels=self.head_channels, head_hidden=self.head_hidden)  # fmt: skip
+        return data
+
+
+class MultiInputPolicy(MuZeroPolicy):
+    """MuZero policy for Dict observations of Box parts: SB3's CombinedExtractor before the representation network."""
+
+    def __init__(self, observation_space: spaces.Dict, action_space: spaces.Discrete, lr_schedule: Schedule, **kwargs):
+        kwargs.setdefault("features_extractor_class", CombinedExtractor)
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+
+__all__ = ["CnnPolicy", "MlpPolicy", "MuZeroPolicy", "MultiInputPolicy", "SearchSettings"]

@@ -1,0 +1,156 @@
+"""Residual networks for image observations: MuZero's Atari architecture (appendix E), scaled for 84x84 inputs.
+
+The representation downsamples the frame stack to a small spatial latent (84x84 -> 6x6) with strided
+convolutions, residual blocks and average pooling; the dynamics adds the action as an extra plane and
+keeps the latent's shape; the heads reduce the channels with 1x1 convolutions before small MLPs
+(EfficientZero's layout). Normalisation is batch norm or layer norm (over channels and space).
+"""
+
+from typing import Optional
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+from sb3_muzero.muzero.latent import scale_latent
+
+NORMALIZATIONS = ("batch", "layer")
+
+
+def normalization_layer(kind: str, channels: int) -> nn.Module:
+    """Batch norm, or layer norm over (channels, height, width) of each sample."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    raise ValueError(f"Unknown normalization {kind!r}; supported: {', '.join(NORMALIZATIONS)}")
+
+
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with normalisation and a skip connection; ``stride=2`` halves the resolution."""
+
+    def __init__(self, in_channels: int, out_channels: int, normalization: str, stride: int = 1):
+        super().__init__()
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.norm1 = normalization_layer(normalization, out_channels)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.norm2 = normalization_layer(normalization, out_channels)
+        self.skip: Optional[nn.Module] = None
+        if stride != 1 or in_channels != out_channels:
+            self.skip = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False)
+
+    def forward(self, x: th.Tensor) -> th.Tensor:
+        out = th.relu(self.norm1(self.conv1(x)))
+        out = self.norm2(self.conv2(out))
+        return th.relu(out + (x if self.skip is None else self.skip(x)))
+
+
+def residual_tower(channels: int, num_blocks: int, normalization: str) -> nn.Sequential:
+    return nn.Sequential(*(ResidualBlock(channels, channels, normalization) for _ in range(num_blocks)))
+
+
+class AtariEncoder(BaseFeaturesExtractor):
+    """The representation network for frame stacks [B, C_in, H, W] -> latent [B, channels, ~H/16, ~W/16].
+
+    Downsampling as in MuZero's Atari network: a stride-2 convolution, a stride-2 residual block,
+    residual blocks, two average poolings with residual blocks between; then ``num_blocks`` residual
+    blocks at the latent resolution.
+
+    :param observation_space: channel-first image observations
+    :param channels: channels of the latent
+    :param num_blocks: residual blocks at each stage
+    :param normalization: "batch" or "layer"
+    """
+
+    def __init__(self, observation_space: spaces.Box, channels: int = 64, num_blocks: int = 1, normalization: str = "batch"):
+        in_channels, height, width = observation_space.shape
+        latent_shape = (channels, *(_downsampled(size) for size in (height, width)))
+        super().__init__(observation_space, features_dim=int(th.tensor(latent_shape).prod()))
+        self.latent_shape = latent_shape
+        half = max(channels // 2, 1)
+        self.net = nn.Sequential(
+            conv3x3(in_channels, half, stride=2),
+            normalization_layer(normalization, half),
+            nn.ReLU(),
+            ResidualBlock(half, channels, normalization, stride=2),
+            residual_tower(channels, num_blocks, normalization),
+            nn.AvgPool2d(kernel_size=3, stride=2, padding=1),
+            residual_tower(channels, num_blocks, normalization),
+            nn.AvgPool2d(kernel_size=3, stride=2, padding=1),
+            residual_tower(channels, num_blocks, normalization),
+        )
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return self.net(observations)
+
+
+def _downsampled(size: int) -> int:
+    """Spatial size after the encoder's four halvings (each rounds up)."""
+    for _ in range(4):
+        size = (size + 1) // 2
+    return size
+
+
+class Head(nn.Module):
+    """1x1 convolution to ``head_channels``, normalisation, then an MLP on the flattened map.  [B, C, H, W] -> [B, out]"""
+
+    def __init__(
+        self, latent_shape: tuple[int, int, int], head_channels: int, hidden: list[int], out_dim: int, normalization: str
+    ):
+        super().__init__()
+        channels, height, width = latent_shape
+        layers: list[nn.Module] = []
+        in_dim = head_channels * height * width
+        for size in hidden:
+            layers += [nn.Linear(in_dim, size), nn.ReLU()]
+            in_dim = size
+        self.reduce = nn.Sequential(
+            nn.Conv2d(channels, head_channels, kernel_size=1), normalization_layer(normalization, head_channels), nn.ReLU()
+        )
+        self.mlp = nn.Sequential(*layers, nn.Linear(in_dim, out_dim))
+
+    def forward(self, latent: th.Tensor) -> th.Tensor:
+        return self.mlp(self.reduce(latent).flatten(1))
+
+
+class ResidualDynamics(nn.Module):
+    """g: (latent [B, C, H, W], action [B]) -> (next latent [B, C, H, W], reward logits [B, R]).
+
+    The action enters as one extra plane holding ``action / num_actions``.
+    """
+
+    def __init__(self, latent_shape, num_actions: int, num_blocks: int, normalization: str, reward_dim: int,
+                 head_channels: int, head_hidden: list[int]):  # fmt: skip
+        super().__init__()
+        channels = latent_shape[0]
+        self.num_actions = num_actions
+        self.conv = conv3x3(channels + 1, channels)
+        self.norm = normalization_layer(normalization, channels)
+        self.tower = residual_tower(channels, num_blocks, normalization)
+        self.reward_head = Head(latent_shape, head_channels, head_hidden, reward_dim, normalization)
+
+    def forward(self, latent: th.Tensor, action: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        plane = (action.to(latent.dtype) / self.num_actions).view(-1, 1, 1, 1).expand(-1, 1, *latent.shape[2:])
+        x = th.relu(self.norm(self.conv(th.cat([latent, plane], dim=1))) + latent)
+        next_latent = scale_latent(self.tower(x))
+        return next_latent, self.reward_head(next_latent)
+
+
+class ResidualPrediction(nn.Module):
+    """f: latent [B, C, H, W] -> (policy logits [B, A], value logits [B, V])."""
+
+    def __init__(self, latent_shape, num_actions: int, num_blocks: int, normalization: str, value_dim: int,
+                 head_channels: int, head_hidden: list[int]):  # fmt: skip
+        super().__init__()
+        self.tower = residual_tower(latent_shape[0], num_blocks, normalization)
+        self.policy_head = Head(latent_shape, head_channels, head_hidden, num_actions, normalization)
+        self.value_head = Head(latent_shape, head_channels, head_hidden, value_dim, normalization)
+
+    def forward(self, latent: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        hidden = self.tower(latent)
+        return self.policy_head(hidden), self.value_head(hidden)

@@ -1,0 +1,651 @@
+"""Prioritized replay for MuZero: self-play steps stored once, K-step unrolls sampled with a sum tree.
+
+Layout
+------
+A flat ring of ``capacity`` slots, written in order, one slot per env step (``n_envs`` slots per
+vector step). Each slot knows its episode (``episode_id``), its step in that episode
+(``step_in_episode``) and the slots of the same env right before and after it (``previous_slot``,
+``next_slot``), so an unroll follows its own episode whatever the number of envs was when it was
+written. A link is trusted only if the linked slot still holds the expected (episode, step): the
+ring overwrites the oldest slots first.
+
+For frame-stacked image observations (``frame_stack > 1``, channel-first ``[stack * C, H, W]``)
+only the newest ``C`` channels of each step are stored; stacks are rebuilt at sample time from the
+previous slots of the same episode, with zeros before the episode's first step (what SB3's
+``VecFrameStack`` and ALE's vector env give). A first observation whose older frames are not zero
+is kept whole in a small side table.
+
+Targets (MuZero paper, appendix G)
+----------------------------------
+For a sampled slot ``t`` and ``k = 0..K``, with ``u = t + k``:
+
+- value target ``z_u = sum_{i < n} gamma^i r_{u+i} + gamma^n v_{u+n}`` where ``v`` is the stored root
+  search value (or a target network's value, see :class:`ReplaySample`), ``n = td_steps``. It stops
+  early at the end of the episode: no bootstrap after a termination, ``gamma^(i+1) v_final`` after a
+  truncation (``v_final`` stored when the step was added), and at the newest stored step of an
+  episode still running.
+- reward target ``r_{u-1}`` (k >= 1), policy target the root visit distribution of ``u``.
+- Past a termination the steps are absorbing: reward 0, value 0, policy loss masked. Past a
+  truncation, or past the newest stored step, every loss is masked.
+
+Priorities are ``p^alpha``; new steps get the largest priority seen so far. Sampling is stratified
+over the priority mass, importance weights ``(N P(i))^-beta`` are normalised by the batch maximum.
+"""
+
+import math
+from typing import NamedTuple, Optional, Union
+
+import numba
+import numpy as np
+import psutil
+from gymnasium import spaces
+
+_JIT = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+
+ObservationBatch = Union[np.ndarray, dict[str, np.ndarray]]
+
+
+class ReplaySample(NamedTuple):
+    """A batch of ``B`` K-step unrolls, everything as numpy arrays.
+
+    ``value_target = value_partial + bootstrap_discount * bootstrap_value``; to bootstrap from a target
+    network instead of the stored search values, recompute ``bootstrap_value`` where
+    ``bootstrap_slot >= 0`` from the observations of those slots (:meth:`MuZeroReplayBuffer.observations_at`).
+    """
+
+    observations: ObservationBatch  # [B, *obs_shape] at the sampled slots
+    actions: np.ndarray  # [B, K] int64, actions taken (random where past the episode end)
+    reward_targets: np.ndarray  # [B, K] float32, r_{t+k} for the transition into unroll step k+1
+    reward_mask: np.ndarray  # [B, K] float32
+    value_partial: np.ndarray  # [B, K+1] float32, discounted reward sum of the n-step return
+    bootstrap_discount: np.ndarray  # [B, K+1] float32, gamma^m of the bootstrap term, 0 if none
+    bootstrap_value: np.ndarray  # [B, K+1] float32, stored value the return bootstraps from
+    bootstrap_slot: np.ndarray  # [B, K+1] int64, slot whose observation gives the bootstrap value, -1 if not stored
+    value_mask: np.ndarray  # [B, K+1] float32
+    policy_targets: np.ndarray  # [B, K+1, A] float32, root visit distributions (0 where masked)
+    policy_mask: np.ndarray  # [B, K+1] float32
+    root_values: np.ndarray  # [B] float32, stored search value at the sampled slot
+    weights: np.ndarray  # [B] float32, importance sampling weights, max 1
+    slots: np.ndarray  # [B] int64, sampled slots (for priority updates)
+    next_observations: Optional[ObservationBatch]  # [B, K, *obs_shape] at t+1..t+K (if asked), zeros where masked
+    next_observation_mask: Optional[np.ndarray]  # [B, K] float32
+
+    @property
+    def value_targets(self) -> np.ndarray:
+        """[B, K+1] float32, n-step value targets from the stored bootstrap values."""
+        return self.value_partial + self.bootstrap_discount * self.bootstrap_value
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sum tree
+
+
+@numba.njit(**_JIT)
+def _sum_tree_update(tree, leaf_offset, slots, priorities) -> None:
+    """Set leaf ``slots[i]`` to ``priorities[i]`` and refresh the sums above it. ``tree``: [2 * leaf_offset]."""
+    for i in range(slots.shape[0]):
+        node = leaf_offset + slots[i]
+        tree[node] = priorities[i]
+        node //= 2
+        while node >= 1:
+            tree[node] = tree[2 * node] + tree[2 * node + 1]
+            node //= 2
+
+
+@numba.njit(**_JIT)
+def _sum_tree_find(tree, leaf_offset, masses, out_slots) -> None:
+    """For each mass in [0, total), the leaf where the cumulative priority passes it."""
+    for i in range(masses.shape[0]):
+        mass = masses[i]
+        node = 1
+        while node < leaf_offset:
+            left = 2 * node
+            if mass < tree[left] or tree[left + 1] <= 0.0:
+                node = left
+            else:
+                mass -= tree[left]
+                node = left + 1
+        out_slots[i] = node - leaf_offset
+
+
+class SumTree:
+    """Priorities of ``capacity`` slots with O(log n) update and proportional sampling."""
+
+    def __init__(self, capacity: int):
+        self.leaf_offset = self.leaves_for(capacity)
+        self.tree = np.zeros(2 * self.leaf_offset, dtype=np.float64)  # tree[1] is the total
+
+    @staticmethod
+    def leaves_for(capacity: int) -> int:
+        """Leaves of the tree: the power of two at or above ``capacity``."""
+        return 1 << max(1, math.ceil(math.log2(max(capacity, 2))))
+
+    @classmethod
+    def bytes_for(cls, capacity: int) -> int:
+        return 2 * cls.leaves_for(capacity) * np.dtype(np.float64).itemsize
+
+    @property
+    def total(self) -> float:
+        return float(self.tree[1])
+
+    def update(self, slots: np.ndarray, priorities: np.ndarray) -> None:
+        _sum_tree_update(self.tree, self.leaf_offset, np.asarray(slots, np.int64), np.asarray(priorities, np.float64))
+
+    def get(self, slots: np.ndarray) -> np.ndarray:
+        return self.tree[self.leaf_offset + np.asarray(slots)]
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+        """``batch_size`` slots, one per equal slice of the priority mass (stratified)."""
+        masses = (np.arange(batch_size) + rng.random(batch_size)) * (self.total / batch_size)
+        slots = np.empty(batch_size, dtype=np.int64)
+        _sum_tree_find(self.tree, self.leaf_offset, np.minimum(masses, np.nextafter(self.total, 0)), slots)
+        return slots
+
+
+# ---------------------------------------------------------------------------------------------------
+# Unroll targets
+
+
+@numba.njit(**_JIT)
+def _slot_after(next_slot, episode_id, step_in_episode, slot, steps):
+    """The slot ``steps`` steps after ``slot`` in its episode, or -1 if not stored (yet, or any more)."""
+    for _ in range(steps):
+        following = next_slot[slot]
+        if following < 0:
+            return -1
+        if episode_id[following] != episode_id[slot] or step_in_episode[following] != step_in_episode[slot] + 1:
+            return -1
+        slot = following
+    return slot
+
+
+@numba.njit(**_JIT)
+def _n_step_return(slot, td_steps, gamma, rewards, root_values, final_values, terminated, truncated, next_slot,
+                   episode_id, step_in_episode):  # fmt: skip
+    """(discounted reward sum, bootstrap discount, bootstrap value, bootstrap slot or -1) of the n-step return at ``slot``."""
+    partial = 0.0
+    discount = 1.0
+    for _ in range(td_steps):
+        following = -1
+        if not terminated[slot] and not truncated[slot]:
+            following = _slot_after(next_slot, episode_id, step_in_episode, slot, 1)
+            if following < 0:  # the newest stored step of a running episode: bootstrap from it
+                return partial, discount, root_values[slot], slot
+        partial += discount * rewards[slot]
+        discount *= gamma
+        if terminated[slot]:
+            return partial, 0.0, 0.0, -1
+        if truncated[slot]:
+            return partial, discount, final_values[slot], -1
+        slot = following
+    return partial, discount, root_values[slot], slot
+
+
+# States of an unroll step that has no stored slot.
+_UNKNOWN = -1  # past a truncation's final state, or past the newest stored step: no target
+_ABSORBING = -2  # past a termination: reward 0, value 0
+_AFTER_TRUNCATION = -3  # the state a truncation left: its value is the stored final value
+
+
+@numba.njit(**_JIT)
+def _unroll_targets(start_slots, num_unroll_steps, td_steps, gamma, actions, rewards, root_values, final_values,
+                    terminated, truncated, next_slot, episode_id, step_in_episode, random_actions,
+                    out_actions, out_reward, out_reward_mask, out_partial, out_discount, out_bootstrap, out_bootstrap_slot,
+                    out_value_mask, out_policy_slot, out_next_slot) -> None:  # fmt: skip
+    """Targets of every unroll step of every sampled slot (see the module docstring).
+
+    Unroll step ``k`` is either a stored slot (>= 0) or one of the states ``_UNKNOWN``, ``_ABSORBING``,
+    ``_AFTER_TRUNCATION``; the transition to step ``k + 1`` follows from it.
+    """
+    for b in range(start_slots.shape[0]):
+        state = start_slots[b]
+        truncated_slot = -1
+        for k in range(num_unroll_steps + 1):
+            partial, discount, bootstrap, bootstrap_slot, value_mask = 0.0, 0.0, 0.0, -1, 0.0
+            if state >= 0:
+                partial, discount, bootstrap, bootstrap_slot = _n_step_return(
+                    state, td_steps, gamma, rewards, root_values, final_values, terminated, truncated, next_slot,
+                    episode_id, step_in_episode,
+                )  # fmt: skip
+                value_mask = 1.0
+            elif state == _ABSORBING:
+                value_mask = 1.0
+            elif state == _AFTER_TRUNCATION:
+                discount, bootstrap, value_mask = 1.0, final_values[truncated_slot], 1.0
+            out_partial[b, k] = partial
+            out_discount[b, k] = discount
+            out_bootstrap[b, k] = bootstrap
+            out_bootstrap_slot[b, k] = bootstrap_slot
+            out_value_mask[b, k] = value_mask
+            out_policy_slot[b, k] = state if state >= 0 else -1
+            if k > 0:
+                out_next_slot[b, k - 1] = state if state >= 0 else -1
+            if k == num_unroll_steps:
+                break
+
+            # The transition from unroll step k to k + 1.
+            if state >= 0:
+                out_actions[b, k] = actions[state]
+                out_reward[b, k] = rewards[state]
+                out_reward_mask[b, k] = 1.0
+                if terminated[state]:
+                    state = _ABSORBING
+                elif truncated[state]:
+                    truncated_slot, state = state, _AFTER_TRUNCATION
+                else:
+                    following = _slot_after(next_slot, episode_id, step_in_episode, state, 1)
+                    state = following if following >= 0 else _UNKNOWN
+            else:
+                out_actions[b, k] = random_actions[b, k]
+                out_reward[b, k] = 0.0
+                out_reward_mask[b, k] = 1.0 if state == _ABSORBING else 0.0
+                if state == _AFTER_TRUNCATION:
+                    state = _UNKNOWN
+
+
+@numba.njit(**_JIT)
+def _successors(next_slot, episode_id, step_in_episode, slots, steps, out) -> None:
+    """out[i, j] = the slot j + 1 steps after slots[i] in its episode, or -1.  out: [len(slots), steps]"""
+    for i in range(slots.shape[0]):
+        for j in range(steps):
+            out[i, j] = _slot_after(next_slot, episode_id, step_in_episode, slots[i], j + 1)
+
+
+@numba.njit(**_JIT)
+def _stack_frames(frames, previous_slot, episode_id, step_in_episode, slots, stack, out) -> None:
+    """out[b] = the ``stack`` newest frames up to ``slots[b]``, oldest first, zeros before the episode start.
+
+    ``frames``: [capacity, F] (one frame per row, flattened); ``out``: [B, stack * F].
+    """
+    frame_size = frames.shape[1]
+    for b in np.argsort(slots):  # in slot order: neighbouring reads, far fewer TLB and cache misses than random order
+        slot = slots[b]
+        for i in range(stack):  # i = 0 is the newest frame
+            start = (stack - 1 - i) * frame_size
+            if slot >= 0 and step_in_episode[slot] >= 0:
+                out[b, start : start + frame_size] = frames[slot]
+                if step_in_episode[slot] == 0:
+                    slot = -1
+                else:
+                    earlier = previous_slot[slot]
+                    valid = earlier >= 0 and episode_id[earlier] == episode_id[slot]
+                    valid = valid and step_in_episode[earlier] == step_in_episode[slot] - 1
+                    slot = earlier if valid else -1
+            else:
+                out[b, start : start + frame_size] = 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# The buffer
+
+
+def _rows(observations: ObservationBatch, rows: np.ndarray) -> ObservationBatch:
+    """The observations of ``rows`` of a batch [n, ...] (or of each part of a dict of batches)."""
+    if isinstance(observations, dict):
+        return {key: np.asarray(value)[rows] for key, value in observations.items()}
+    return np.asarray(observations)[rows]
+
+
+class MuZeroReplayBuffer:
+    """Prioritized MuZero replay (see the module docstring for layout and targets).
+
+    :param buffer_size: number of env steps kept (the oldest are overwritten first)
+    :param observation_space: the env's observation space (Box, Discrete, MultiBinary, MultiDiscrete or Dict of those)
+    :param action_space: the env's Discrete action space
+    :param gamma: discount factor of the n-step returns
+    :param alpha: priority exponent (0 = uniform sampling)
+    :param frame_stack: number of frames stacked along the first axis of image observations (1 = no stacking)
+    :param priority_epsilon: added to every priority so that no step is never sampled
+    :param force_memory: allocate even if the buffer would not fit in the available memory
+    """
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        gamma: float,
+        alpha: float = 1.0,
+        frame_stack: int = 1,
+        priority_epsilon: float = 1e-6,
+        force_memory: bool = False,
+    ):
+        if isinstance(buffer_size, bool) or not isinstance(buffer_size, (int, np.integer)) or buffer_size < 1:
+            raise ValueError(f"buffer_size must be a positive integer, got {buffer_size!r}")
+        if not isinstance(action_space, spaces.Discrete):
+            raise ValueError(f"The replay stores Discrete actions only, got {action_space}")
+        if frame_stack < 1:
+            raise ValueError(f"frame_stack must be >= 1, got {frame_stack}")
+        self.capacity = int(buffer_size)
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.num_actions = int(action_space.n)
+        self.gamma = float(gamma)
+        self.alpha = float(alpha)
+        self.priority_epsilon = float(priority_epsilon)
+        self.frame_stack = self._check_frame_stack(observation_space, frame_stack)
+
+        required = self.bytes_per_step() * self.capacity
+        available = psutil.virtual_memory().available
+        if required > available and not force_memory:
+            raise MemoryError(
+                f"A replay of {self.capacity:,} steps needs {required / 2**30:.2f} GiB "
+                f"({self.bytes_per_step():,} bytes per step), but only {available / 2**30:.2f} GiB is available. "
+                "Use a smaller buffer_size, or pass replay_buffer_kwargs=dict(force_memory=True) to allocate anyway."
+            )
+        self._allocate()
+
+    # --- layout ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_frame_stack(observation_space: spaces.Space, frame_stack: int) -> int:
+        if frame_stack == 1:
+            return 1
+        shape = getattr(observation_space, "shape", None)
+        if not isinstance(observation_space, spaces.Box) or shape is None or len(shape) != 3 or shape[0] % frame_stack:
+            raise ValueError(
+                f"frame_stack={frame_stack} needs channel-first image observations [stack * C, H, W] with a first axis "
+                f"divisible by the stack, got {observation_space}"
+            )
+        return frame_stack
+
+    def _stored_observation_spaces(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """Shape and dtype of what one slot stores per observation key (one frame when frames are stacked)."""
+
+        def stored(space: spaces.Space) -> tuple[tuple[int, ...], np.dtype]:
+            if isinstance(space, spaces.Discrete):
+                return (), np.dtype(np.int64)
+            return tuple(space.shape), np.dtype(space.dtype)
+
+        if isinstance(self.observation_space, spaces.Dict):
+            return {key: stored(space) for key, space in self.observation_space.spaces.items()}
+        shape, dtype = stored(self.observation_space)
+        if self.frame_stack > 1:
+            shape = (shape[0] // self.frame_stack, *shape[1:])
+        return {"": (shape, dtype)}
+
+    def _per_step_arrays(self) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
+        """Every per-step array: name -> (shape of one step, dtype, fill value)."""
+        action_dtype = np.dtype(np.uint8 if self.num_actions <= 256 else np.int32)
+        return {
+            "actions": ((), action_dtype, 0),
+            "rewards": ((), np.dtype(np.float32), 0),
+            "root_values": ((), np.dtype(np.float32), 0),
+            "final_values": ((), np.dtype(np.float32), 0),  # value of the state after a truncation
+            "policies": ((self.num_actions,), np.dtype(np.float32), 0),
+            "terminated": ((), np.dtype(np.bool_), 0),
+            "truncated": ((), np.dtype(np.bool_), 0),
+            "episode_id": ((), np.dtype(np.int64), -1),
+            "step_in_episode": ((), np.dtype(np.int32), -1),
+            "previous_slot": ((), np.dtype(np.int32), -1),
+            "next_slot": ((), np.dtype(np.int32), -1),
+        }
+
+    def bytes_per_step(self) -> int:
+        """Memory one stored env step takes, everything included (observations, targets, links, priorities)."""
+        stored = list(self._stored_observation_spaces().values()) + [
+            (shape, dtype) for shape, dtype, _ in self._per_step_arrays().values()
+        ]
+        per_step = sum(int(np.prod(shape)) * dtype.itemsize for shape, dtype in stored)
+        return per_step + math.ceil(SumTree.bytes_for(self.capacity) / self.capacity)
+
+    def _allocate(self) -> None:
+        capacity = self.capacity
+        self.observations = {
+            key: np.zeros((capacity, *shape), dtype=dtype) for key, (shape, dtype) in self._stored_observation_spaces().items()
+        }
+        for name, (shape, dtype, fill) in self._per_step_arrays().items():
+            setattr(self, name, np.full((capacity, *shape), fill, dtype=dtype))
+        self.priorities = SumTree(capacity)
+        self.first_stacks: dict[int, np.ndarray] = {}  # slot -> full first observation, when its older frames are not zero
+        self.position = 0  # next slot to write
+        self.size = 0
+        self.max_priority = 1.0
+        self.next_episode_id = 0
+        # Per env: the slot of its last stored step (or -1) and whether that step ended its episode.
+        self.stream_last_slot = np.zeros(0, dtype=np.int64)
+        self.stream_episode = np.zeros(0, dtype=np.int64)
+        self.stream_step = np.zeros(0, dtype=np.int64)
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def start_new_episodes(self, n_envs: int) -> None:
+        """Forget where each env's episode stands: the next step of every env starts a new episode.
+
+        Called when the envs are reset outside of the buffer's view (new env, ``reset_num_timesteps``).
+        """
+        self.stream_last_slot = np.full(n_envs, -1, dtype=np.int64)
+        self.stream_episode = np.full(n_envs, -1, dtype=np.int64)
+        self.stream_step = np.full(n_envs, -1, dtype=np.int64)
+
+    def add(
+        self,
+        observations: ObservationBatch,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        policies: np.ndarray,
+        root_values: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        final_values: Optional[np.ndarray] = None,
+        keep: Optional[np.ndarray] = None,
+    ) -> np.ndarray:
+        """Store one step of every env: the observation searched from and what followed.
+
+        :param observations: [n_envs, *obs_shape] (or a dict of those)
+        :param actions: [n_envs] actions taken
+        :param rewards: [n_envs] rewards received
+        :param policies: [n_envs, A] root visit distributions
+        :param root_values: [n_envs] root search values
+        :param terminated: [n_envs] bool, the step ended the episode in a terminal state
+        :param truncated: [n_envs] bool, the step ended the episode by a time limit (not terminated)
+        :param final_values: [n_envs] value of the state after a truncation (read where ``truncated``)
+        :param keep: [n_envs] bool, the envs whose step to store (default: all); an env whose step is left out
+            starts a new episode with its next stored step
+        :return: [number of steps stored] the slots written
+        """
+        n_envs = len(actions)
+        if len(self.stream_last_slot) != n_envs:
+            self.start_new_episodes(n_envs)
+        envs = np.arange(n_envs) if keep is None else np.flatnonzero(keep)
+        if len(envs) < n_envs:
+            self._end_streams(np.setdiff1d(np.arange(n_envs), envs))
+            observations = _rows(observations, envs)
+            actions, rewards, policies, root_values, terminated, truncated = (
+                np.asarray(array)[envs] for array in (actions, rewards, policies, root_values, terminated, truncated)
+            )
+            final_values = None if final_values is None else np.asarray(final_values)[envs]
+        slots = (self.position + np.arange(len(envs))) % self.capacity
+        self._forget(slots)
+
+        new_episode = self.stream_episode[envs] < 0
+        episode = np.where(new_episode, self.next_episode_id + np.cumsum(new_episode) - 1, self.stream_episode[envs])
+        self.next_episode_id += int(new_episode.sum())
+        step = np.where(new_episode, 0, self.stream_step[envs] + 1)
+        previous = np.where(new_episode, -1, self.stream_last_slot[envs])
+
+        self._write_observations(slots, observations, new_episode, previous)
+        self.actions[slots] = actions
+        self.rewards[slots] = rewards
+        self.policies[slots] = policies
+        self.root_values[slots] = root_values
+        self.terminated[slots] = terminated
+        self.truncated[slots] = np.logical_and(truncated, np.logical_not(terminated))
+        self.final_values[slots] = 0.0 if final_values is None else np.where(self.truncated[slots], final_values, 0.0)
+        self.episode_id[slots] = episode
+        self.step_in_episode[slots] = step
+        self.previous_slot[slots] = previous
+        self.next_slot[slots] = -1
+        linked = previous >= 0
+        self.next_slot[previous[linked]] = slots[linked]
+        self.priorities.update(slots, np.full(len(slots), self.max_priority))
+
+        done = np.logical_or(terminated, truncated)
+        self.stream_last_slot[envs] = slots
+        self.stream_episode[envs] = np.where(done, -1, episode)
+        self.stream_step[envs] = np.where(done, -1, step)
+        self.position = int((self.position + len(slots)) % self.capacity)
+        self.size = min(self.size + len(slots), self.capacity)
+        return slots
+
+    def _end_streams(self, envs: np.ndarray) -> None:
+        """The next stored step of each of ``envs`` starts a new episode."""
+        self.stream_last_slot[envs] = -1
+        self.stream_episode[envs] = -1
+        self.stream_step[envs] = -1
+
+    def _forget(self, slots: np.ndarray) -> None:
+        """Before overwriting ``slots``: drop their side-table entries and the stacks that need them."""
+        for slot in slots[np.isin(slots, list(self.first_stacks))] if self.first_stacks else ():
+            del self.first_stacks[int(slot)]
+        if self.frame_stack > 1:
+            # Steps whose stacks reach back into the overwritten slots can no longer be rebuilt: never sample them.
+            written = slots[self.step_in_episode[slots] >= 0]
+            stale = np.empty((len(written), self.frame_stack - 1), dtype=np.int64)
+            _successors(self.next_slot, self.episode_id, self.step_in_episode, written.astype(np.int64),
+                        self.frame_stack - 1, stale)  # fmt: skip
+            stale = stale[stale >= 0]
+            self.priorities.update(stale, np.zeros(len(stale)))
+
+    def _write_observations(self, slots, observations, new_episode, previous) -> None:
+        if isinstance(self.observation_space, spaces.Dict):
+            for key, stored in self.observations.items():
+                stored[slots] = observations[key]
+            return
+        observations = np.asarray(observations)
+        if self.frame_stack == 1:
+            self.observations[""][slots] = observations
+            return
+        channels = observations.shape[1] // self.frame_stack
+        self.observations[""][slots] = observations[:, -channels:]
+        older = observations[:, :-channels]
+        for env in np.flatnonzero(new_episode):
+            if older[env].any():
+                self.first_stacks[int(slots[env])] = observations[env].copy()
+        continuing = np.flatnonzero(~new_episode)
+        if len(continuing):
+            expected = np.empty((len(continuing), *observations.shape[1:]), dtype=observations.dtype)
+            self._stack(previous[continuing], expected)
+            if not np.array_equal(expected[:, channels:], older[continuing]):
+                raise ValueError(
+                    f"Observations are not frame stacks of {self.frame_stack} frames along their first axis: the older "
+                    "frames of a step differ from the newer frames of the step before. Use frame_stack=1 for this env."
+                )
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def _stack(self, slots: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Rebuild the frame stacks [len(slots), stack * C, H, W] of ``slots``."""
+        frames = self.observations[""]
+        _stack_frames(frames.reshape(len(frames), -1), self.previous_slot, self.episode_id, self.step_in_episode,
+                      np.asarray(slots, np.int64), self.frame_stack, out.reshape(len(out), -1))  # fmt: skip
+        for b, slot in enumerate(slots):
+            if self.first_stacks:
+                self._patch_first_stack(int(slot), out[b])
+        return out
+
+    def _patch_first_stack(self, slot: int, stack: np.ndarray) -> None:
+        """Replace the zero padding of ``stack`` by the stored first stack of its episode, if there is one."""
+        steps_back = 0
+        while slot >= 0 and self.step_in_episode[slot] > 0 and steps_back < self.frame_stack:
+            slot, steps_back = int(self.previous_slot[slot]), steps_back + 1
+        first = self.first_stacks.get(slot) if slot >= 0 and self.step_in_episode[slot] == 0 else None
+        if first is not None and steps_back < self.frame_stack:
+            channels = stack.shape[0] // self.frame_stack
+            padding = (self.frame_stack - 1 - steps_back) * channels
+            stack[:padding] = first[steps_back * channels : steps_back * channels + padding]
+
+    def observations_at(self, slots: np.ndarray) -> ObservationBatch:
+        """The observations [len(slots), *obs_shape] the search saw at ``slots`` (stacks rebuilt)."""
+        slots = np.asarray(slots, np.int64)
+        if isinstance(self.observation_space, spaces.Dict):
+            return {key: stored[slots] for key, stored in self.observations.items()}
+        if self.frame_stack == 1:
+            return self.observations[""][slots]
+        out = np.empty((len(slots), *self.observation_space.shape), dtype=self.observation_space.dtype)
+        return self._stack(slots, out)
+
+    def sample(
+        self,
+        batch_size: int,
+        num_unroll_steps: int,
+        td_steps: int,
+        beta: float,
+        rng: np.random.Generator,
+        with_next_observations: bool = False,
+    ) -> ReplaySample:
+        """``batch_size`` slots by priority, with importance weights and the targets of their unrolls."""
+        if self.size == 0 or self.priorities.total <= 0:
+            raise RuntimeError("Cannot sample from an empty replay buffer")
+        slots = self.priorities.sample(batch_size, rng)
+        probabilities = self.priorities.get(slots) / self.priorities.total
+        weights = (self.size * probabilities) ** (-beta)
+        sample = self.unroll(slots, num_unroll_steps, td_steps, rng, with_next_observations)
+        return sample._replace(weights=(weights / weights.max()).astype(np.float32))
+
+    def unroll(
+        self,
+        slots: np.ndarray,
+        num_unroll_steps: int,
+        td_steps: int,
+        rng: np.random.Generator,
+        with_next_observations: bool = False,
+    ) -> ReplaySample:
+        """The ``num_unroll_steps``-step unrolls from ``slots`` [B] with their targets (weights 1)."""
+        slots = np.asarray(slots, np.int64)
+        batch_size = len(slots)
+        shape = (batch_size, num_unroll_steps + 1)
+        actions = np.empty((batch_size, num_unroll_steps), np.int64)
+        rewards, reward_mask = np.empty(actions.shape, np.float32), np.empty(actions.shape, np.float32)
+        partial, discount, bootstrap = np.empty(shape, np.float32), np.empty(shape, np.float32), np.empty(shape, np.float32)
+        bootstrap_slot, value_mask = np.empty(shape, np.int64), np.empty(shape, np.float32)
+        policy_slot, next_slot = np.empty(shape, np.int64), np.empty(actions.shape, np.int64)
+        random_actions = rng.integers(self.num_actions, size=actions.shape)
+        _unroll_targets(slots, num_unroll_steps, td_steps, self.gamma, self.actions, self.rewards, self.root_values,
+                        self.final_values, self.terminated, self.truncated, self.next_slot, self.episode_id,
+                        self.step_in_episode, random_actions, actions, rewards, reward_mask, partial, discount, bootstrap,
+                        bootstrap_slot, value_mask, policy_slot, next_slot)  # fmt: skip
+
+        policy_mask = (policy_slot >= 0).astype(np.float32)
+        next_observations = next_mask = None
+        if with_next_observations:
+            next_mask = (next_slot >= 0).astype(np.float32)
+            next_observations = self._observations_or_zeros(next_slot)
+        return ReplaySample(
+            observations=self.observations_at(slots),
+            actions=actions,
+            reward_targets=rewards,
+            reward_mask=reward_mask,
+            value_partial=partial,
+            bootstrap_discount=discount,
+            bootstrap_value=bootstrap,
+            bootstrap_slot=bootstrap_slot,
+            value_mask=value_mask,
+            policy_targets=self.policies[np.maximum(policy_slot, 0)] * policy_mask[..., None],
+            policy_mask=policy_mask,
+            root_values=self.root_values[slots],
+            weights=np.ones(batch_size, np.float32),
+            slots=slots,
+            next_observations=next_observations,
+            next_observation_mask=next_mask,
+        )
+
+    def _observations_or_zeros(self, slots: np.ndarray) -> ObservationBatch:
+        """Observations at ``slots`` [B, K] (zeros where the slot is -1), shaped [B, K, *obs_shape]."""
+        flat = slots.reshape(-1)
+        observations = self.observations_at(np.maximum(flat, 0))
+
+        def shaped(array: np.ndarray) -> np.ndarray:
+            array = array.copy()
+            array[flat < 0] = 0
+            return array.reshape(*slots.shape, *array.shape[1:])
+
+        if isinstance(observations, dict):
+            return {key: shaped(value) for key, value in observations.items()}
+        return shaped(observations)
+
+    def update_priorities(self, slots: np.ndarray, priorities: np.ndarray) -> None:
+        """Set the priorities of ``slots`` from new errors (``|search value - target|``), raised to ``alpha``."""
+        priorities = (np.abs(np.asarray(priorities, np.float64)) + self.priority_epsilon) ** self.alpha
+        self.priorities.update(slots, priorities)
+        self.max_priority = max(self.max_priority, float(priorities.max()))

@@ -1,0 +1,205 @@
+"""MuZero in rl-zoo3: the ``muzero`` entry of ``ALGOS``, its Optuna sampler, its hyperparameter file and defaults.
+
+rl-zoo3 has no plug-in mechanism: it reads its ``--algo`` choices from ``rl_zoo3.utils.ALGOS``, its Optuna
+samplers from ``rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER`` and, without ``-conf``, its hyperparameters from
+``hyperparams/<algo>.yml`` inside its own package. :func:`register_loaded` adds MuZero to those of the three
+modules that are already imported (the start-up hook calls it each time one of them is); :func:`register`
+imports them first. Both are idempotent.
+
+With ``-optimize``, the sampler is bound to the file's section: it samples the network size that fits its
+policy, and adds it to the section's ``policy_kwargs``.
+
+MuZero's defaults in the experiment manager, each only where the command line does not set it:
+
+- hyperparameters: this package's ``hyperparams/muzero.yml`` (``-conf`` still wins);
+- torch threads: :data:`DEFAULT_NUM_THREADS` except on Atari (``--num-threads``): the fully connected
+  networks are small; the Atari section's convolutions gain from more threads;
+- evaluation during training: every ``n_timesteps / DEFAULT_EVALUATIONS`` env steps, at most rl-zoo3's 25,000
+  (``--eval-freq``), so that a run shorter than 25,000 steps is evaluated too;
+- hyperparameter search: :data:`DEFAULT_EVALUATIONS` intermediate evaluations per trial, reported to Optuna
+  for pruning (``--n-evaluations``; rl-zoo3 would make one per 100,000 steps), and
+  ``min(10, max(1, n_trials // 4))`` start-up trials for the sampler and the pruner (``--n-startup-trials``;
+  rl-zoo3's 10 would leave a study of 10 trials or fewer without TPE and without pruning).
+"""
+
+import functools
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+ALGO = "muzero"
+HYPERPARAMS_PATH = Path(__file__).parent.parent / "hyperparams" / "muzero.yml"
+DEFAULT_NUM_THREADS = 1
+DEFAULT_EVALUATIONS = 10
+MARKER = "_sb3_muzero_patched"
+RL_ZOO3_MODULES = ("rl_zoo3.utils", "rl_zoo3.hyperparams_opt", "rl_zoo3.exp_manager")
+
+
+def register() -> None:
+    """Import rl-zoo3 and register MuZero with it (``--algo muzero``)."""
+    try:
+        for name in RL_ZOO3_MODULES:
+            __import__(name)
+    except ImportError as error:
+        raise ImportError(f"rl-zoo3 is needed to register MuZero with it: pip install 'sb3-muzero[zoo]' ({error})") from error
+    register_loaded()
+
+
+def run_rl_zoo3(script: str) -> None:
+    """Register MuZero, then run ``python -m rl_zoo3.<script>`` (train, enjoy, record_video) on ``sys.argv``."""
+    import runpy
+
+    register()
+    runpy.run_module(f"rl_zoo3.{script}", run_name="__main__", alter_sys=True)
+
+
+def register_loaded() -> None:
+    """Register MuZero with the rl-zoo3 modules imported so far; modules still being imported are skipped."""
+    utils = sys.modules.get("rl_zoo3.utils")
+    if getattr(utils, "ALGOS", None) is not None:
+        _register_algorithm(utils.ALGOS)
+    hyperparams_opt = sys.modules.get("rl_zoo3.hyperparams_opt")
+    if getattr(hyperparams_opt, "HYPERPARAMS_CONVERTER", None) is not None:
+        from sb3_muzero.zoo.sampler import convert_muzero_params, sample_muzero_params
+
+        hyperparams_opt.HYPERPARAMS_SAMPLER[ALGO] = sample_muzero_params
+        hyperparams_opt.HYPERPARAMS_CONVERTER[ALGO] = convert_muzero_params
+    exp_manager = sys.modules.get("rl_zoo3.exp_manager")
+    if getattr(exp_manager, "ExperimentManager", None) is not None:
+        _patch_experiment_manager(exp_manager.ExperimentManager)
+
+
+def _register_algorithm(algos: dict[str, Any]) -> None:
+    from sb3_muzero import MuZero
+
+    current = algos.get(ALGO)
+    if current is not None and current is not MuZero and not current.__module__.startswith("sb3_muzero"):
+        warnings.warn(f"rl-zoo3 already maps --algo {ALGO} to {current!r}; sb3-muzero leaves it", stacklevel=2)
+        return
+    algos[ALGO] = MuZero
+
+
+def _patch_experiment_manager(manager_class: type) -> None:
+    """Wrap ``__init__``, ``create_callbacks`` and ``hyperparameters_optimization`` for MuZero (once per class)."""
+    if getattr(manager_class.__init__, MARKER, False):
+        return
+    manager_class.__init__ = _after(manager_class.__init__, _apply_defaults)
+    manager_class.create_callbacks = _before(manager_class.create_callbacks, _apply_evaluation_default)
+    manager_class.hyperparameters_optimization = _before(manager_class.hyperparameters_optimization, _bind_sampler)
+
+
+def _after(method: Callable, hook: Callable[[Any], None]) -> Callable:
+    @functools.wraps(method)
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+        result = method(self, *args, **kwargs)
+        if self.algo == ALGO:
+            hook(self)
+        return result
+
+    setattr(wrapper, MARKER, True)
+    return wrapper
+
+
+def _before(method: Callable, hook: Callable[[Any], None]) -> Callable:
+    @functools.wraps(method)
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+        if self.algo == ALGO:
+            hook(self)
+        return method(self, *args, **kwargs)
+
+    setattr(wrapper, MARKER, True)
+    return wrapper
+
+
+def _apply_defaults(manager: Any) -> None:
+    """MuZero's defaults for what the constructor has set (see the module docstring)."""
+    if manager.config == str(_rl_zoo3_default_config(manager.algo)) and not Path(manager.config).is_file():
+        manager.config = str(HYPERPARAMS_PATH)
+    if not _typed("--num-threads") and not manager.is_atari(manager.env_name.gym_id):
+        import torch as th
+
+        th.set_num_threads(DEFAULT_NUM_THREADS)
+        _say(manager, f"torch on {DEFAULT_NUM_THREADS} thread(s) (--num-threads)")
+    if manager.optimize_hyperparameters:
+        if manager.n_evaluations is None:
+            manager.n_evaluations = DEFAULT_EVALUATIONS
+            _say(manager, f"{DEFAULT_EVALUATIONS} intermediate evaluations per trial, for pruning (--n-evaluations)")
+        if not _typed("--n-startup-trials"):
+            manager.n_startup_trials = min(manager.n_startup_trials, max(1, manager.n_trials // 4))
+            _say(manager, f"{manager.n_startup_trials} start-up trial(s) for the sampler and pruner (--n-startup-trials)")
+
+
+def _apply_evaluation_default(manager: Any) -> None:
+    """Evaluate ``DEFAULT_EVALUATIONS`` times during training (``n_timesteps`` is known once the file is read)."""
+    if not _typed("--eval-freq") and 0 < manager.n_timesteps // DEFAULT_EVALUATIONS < manager.eval_freq:
+        manager.eval_freq = manager.n_timesteps // DEFAULT_EVALUATIONS
+        if not manager.optimize_hyperparameters:
+            _say(manager, f"evaluation every {manager.eval_freq} steps (--eval-freq)")
+
+
+def _bind_sampler(manager: Any) -> None:
+    """Let the sampler see the file's policy and add the sampled network size to the file's ``policy_kwargs``."""
+    from sb3_muzero.zoo.sampler import sample_muzero_params
+
+    samplers = sys.modules["rl_zoo3.hyperparams_opt"].HYPERPARAMS_SAMPLER
+    settings = manager._hyperparams
+    samplers[ALGO] = functools.partial(
+        sample_muzero_params, policy=settings.get("policy", "MlpPolicy"), policy_kwargs=settings.get("policy_kwargs")
+    )
+
+
+def _say(manager: Any, message: str) -> None:
+    if manager.verbose > 0:
+        print(f"MuZero default: {message}")
+
+
+def _rl_zoo3_default_config(algo: str) -> Path:
+    """Where rl-zoo3 looks for ``<algo>.yml`` without ``-conf`` (its package, or the folder above for a checkout)."""
+    package = Path(sys.modules["rl_zoo3.exp_manager"].__file__).parent
+    root = package if (package / "hyperparams").is_dir() else package.parent
+    return root / "hyperparams" / f"{algo}.yml"
+
+
+def _typed(option: str, argv: list[str] | None = None) -> bool:
+    """Whether the command line sets ``option``, also as ``option=value`` or an abbreviation argparse accepts."""
+    argv = sys.argv[1:] if argv is None else argv
+    for token in argv:
+        if token == "--":
+            break
+        name = token.split("=", 1)[0]
+        if name.startswith("--") and len(name) > 3 and option.startswith(name) and _unambiguous(name, option):
+            return True
+    return False
+
+
+def _unambiguous(prefix: str, option: str) -> bool:
+    """False for prefixes of ``option`` that rl-zoo3's other long options share (argparse would refuse them)."""
+    return not any(other != option and other.startswith(prefix) for other in _RL_ZOO3_LONG_OPTIONS)
+
+
+# The long options of rl-zoo3's train, enjoy and record_video that share a prefix with the options above.
+_RL_ZOO3_LONG_OPTIONS = (
+    "--num-threads",
+    "--n-timesteps",
+    "--n-trials",
+    "--n-jobs",
+    "--n-startup-trials",
+    "--n-evaluations",
+    "--n-eval-envs",
+    "--eval-freq",
+    "--eval-episodes",
+    "--eval-env-kwargs",
+    "--env",
+    "--env-kwargs",
+)
+
+__all__ = [
+    "ALGO",
+    "DEFAULT_EVALUATIONS",
+    "DEFAULT_NUM_THREADS",
+    "HYPERPARAMS_PATH",
+    "register",
+    "register_loaded",
+    "run_rl_zoo3",
+]

@@ -1,0 +1,101 @@
+"""The residual image network (CnnPolicy) and image augmentation."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.env_util import make_vec_env
+
+from sb3_muzero import MuZero
+from sb3_muzero.muzero.augmentation import augment
+from sb3_muzero.muzero.residual import AtariEncoder
+
+TINY_CNN = dict(channels=8, num_blocks=1, head_channels=2, head_hidden=[8], support_size=3)
+
+
+class ImageEnv(gym.Env):
+    """Frame stacks of random 36x36 images; the reward is 1 when the action matches the first frame's parity."""
+
+    observation_space = spaces.Box(0, 255, (4, 36, 36), np.uint8)
+    action_space = spaces.Discrete(3)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.steps = 0
+        return self._observation(), {}
+
+    def step(self, action):
+        reward = float(action == int(self.frame[0, 0, 0]) % 3)
+        self.steps += 1
+        return self._observation(), reward, False, self.steps >= 10, {}
+
+    def _observation(self):
+        self.frame = self.np_random.integers(0, 255, size=(4, 36, 36), dtype=np.uint8)
+        return self.frame
+
+
+def test_encoder_downsamples_84x84_to_6x6_and_36x36_to_3x3():
+    assert AtariEncoder(spaces.Box(0, 255, (4, 84, 84), np.uint8), channels=16).latent_shape == (16, 6, 6)
+    encoder = AtariEncoder(spaces.Box(0, 255, (4, 36, 36), np.uint8), channels=8)
+    assert encoder(th.rand(2, 4, 36, 36)).shape == (2, 8, 3, 3)
+
+
+@pytest.mark.parametrize("normalization", ["batch", "layer"])
+def test_cnn_policy_inference_shapes_and_scaled_latents(normalization):
+    model = MuZero("CnnPolicy", make_vec_env(ImageEnv, n_envs=2, seed=0), num_simulations=4, seed=0,
+                   policy_kwargs=dict(normalization=normalization, **TINY_CNN))  # fmt: skip
+    policy = model.policy
+    policy.set_training_mode(False)
+    observations = th.as_tensor(np.stack([model.observation_space.sample() for _ in range(5)]))
+    latent, policy_logits, value_logits = policy.initial_inference(observations)
+    assert latent.shape == (5, 8, 3, 3) and policy_logits.shape == (5, 3) and value_logits.shape == (5, 7)
+    flat = latent.flatten(1)
+    np.testing.assert_allclose(flat.min(1).values.detach(), 0.0, atol=1e-6)
+    np.testing.assert_allclose(flat.max(1).values.detach(), 1.0, atol=1e-6)
+    next_latent, reward_logits, _, _ = policy.recurrent_inference(latent, th.tensor([0, 1, 2, 0, 1]))
+    assert next_latent.shape == latent.shape and reward_logits.shape == (5, 7)
+    # The action plane matters: different actions give different next latents.
+    other, _, _, _ = policy.recurrent_inference(latent, th.tensor([1, 2, 0, 1, 2]))
+    assert not th.allclose(next_latent, other)
+
+
+def test_cnn_policy_trains_with_consistency_loss_and_augmentation_then_saves_and_loads(tmp_path):
+    model = MuZero("CnnPolicy", make_vec_env(ImageEnv, n_envs=2, seed=0), num_simulations=4, batch_size=8, learning_starts=16,
+                   num_unroll_steps=2, consistency_loss_coef=2.0, augmentation=("shift", "intensity"), seed=0,
+                   policy_kwargs=TINY_CNN)  # fmt: skip
+    model.learn(40)
+    assert model._n_updates > 0
+    observation = model.observation_space.sample()
+    action, _ = model.predict(observation, deterministic=True)
+    model.save(tmp_path / "cnn")
+    loaded = MuZero.load(tmp_path / "cnn")
+    np.testing.assert_array_equal(loaded.predict(observation, deterministic=True)[0], action)
+
+
+def test_augmentation_shifts_within_the_padding_and_treats_a_sample_alike():
+    th.manual_seed(0)
+    images = th.rand(6, 3, 2, 20, 20) * 255
+    shifted = augment(images, ["shift"])
+    assert shifted.shape == images.shape and not th.equal(shifted, images)
+    for b in range(6):
+        # Every image of a sample got the same shift: the same crop of the same padded image.
+        padded = th.nn.functional.pad(images[b].reshape(1, 6, 20, 20), (4,) * 4, mode="replicate")[0]
+        matches = [
+            (dy, dx)
+            for dy in range(9)
+            for dx in range(9)
+            if th.equal(padded[:, dy : dy + 20, dx : dx + 20], shifted[b].reshape(6, 20, 20))
+        ]
+        assert len(matches) == 1
+    scaled = augment(images, ["intensity"])
+    ratios = (scaled / images).flatten(1)
+    np.testing.assert_allclose(ratios.min(1).values, ratios.max(1).values, rtol=1e-5)  # one factor per sample
+    assert ((ratios[:, 0] >= 0.9 - 1e-6) & (ratios[:, 0] <= 1.1 + 1e-6)).all()
+
+
+def test_augmentation_needs_image_observations():
+    with pytest.raises(ValueError, match="needs image observations"):
+        MuZero("MlpPolicy", make_vec_env("CartPole-v1", n_envs=1), augmentation=("shift",))
+    with pytest.raises(ValueError, match="Unknown augmentation"):
+        MuZero("CnnPolicy", make_vec_env(ImageEnv, n_envs=1), augmentation=("rotate",), policy_kwargs=TINY_CNN)

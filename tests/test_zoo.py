@@ -1,0 +1,314 @@
+"""rl-zoo3 and Optuna with MuZero: the commands users type (run in subprocesses of this interpreter, so through
+the start-up hook this environment has installed), and the pieces behind them."""
+
+import ast
+import importlib
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import optuna
+import pytest
+import yaml
+from stable_baselines3.common.env_util import make_atari_env, make_vec_env
+from stable_baselines3.common.vec_env import VecFrameStack
+
+from sb3_muzero import MuZero
+from sb3_muzero.zoo import HYPERPARAMS_PATH, convert_muzero_params, hook, registration, sample_muzero_params
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = ("default", "atari", "Acrobot-v1", "MountainCar-v0", "CartPole-v1")
+# Keys of a section that rl-zoo3 consumes itself instead of passing them to MuZero(...).
+ZOO_KEYS = set("n_envs n_timesteps policy policy_kwargs env_wrapper vec_env_wrapper frame_stack normalize callback".split())
+ZOO_KEYS |= {"env_kwargs", "monitor_kwargs"}
+HOOK_MISSING = (
+    "rl-zoo3 does not know --algo muzero in this environment: the start-up hook (sb3_muzero_zoo_hook.pth in "
+    "site-packages) is missing or broken; install this checkout with `pip install -e .`"
+)
+
+
+def run(args: list[str], cwd: Path, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
+    """``python ARGS`` in ``cwd`` with this interpreter, headless, stdout and stderr together."""
+    environment = {key: value for key, value in os.environ.items() if key != hook.DISABLE_VARIABLE}
+    environment.update(SDL_VIDEODRIVER="dummy", PYTHONUNBUFFERED="1", **env)
+    command = [sys.executable, *args]
+    return subprocess.run(
+        command, cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout
+    )
+
+
+def check(result: subprocess.CompletedProcess) -> str:
+    if "invalid choice: 'muzero'" in result.stdout:
+        pytest.fail(f"{HOOK_MISSING}\n{result.stdout[-3000:]}")
+    assert result.returncode == 0, result.stdout[-6000:]
+    return result.stdout
+
+
+def python_json(code: str, cwd: Path, **env: str) -> dict:
+    """Run ``code`` in a fresh interpreter, in ``cwd`` (not the checkout: the installed package is under test).
+
+    ``code`` prints one JSON object as its last line.
+    """
+    return json.loads(check(run(["-c", code], cwd=cwd, **env)).strip().splitlines()[-1])
+
+
+# --- the start-up hook --------------------------------------------------------------------------------
+
+
+def test_start_up_installs_only_the_finder(tmp_path):
+    state = python_json(
+        "import json, sys; print(json.dumps(dict(heavy=sorted({'torch', 'sb3_muzero', 'rl_zoo3'} & set(sys.modules)),"
+        " finders=sum(getattr(f, '_sb3_muzero_zoo_hook', False) for f in sys.meta_path))))",
+        tmp_path,
+    )
+    assert state["finders"] == 1, HOOK_MISSING
+    assert state["heavy"] == []
+
+
+def test_rl_zoo3_sees_muzero_its_sampler_and_keeps_its_own_algorithms(tmp_path):
+    state = python_json(
+        "import json; from rl_zoo3.exp_manager import ExperimentManager; from rl_zoo3.utils import ALGOS;"
+        "from rl_zoo3.hyperparams_opt import HYPERPARAMS_SAMPLER as S, HYPERPARAMS_CONVERTER as C;"
+        "print(json.dumps(dict(algo=ALGOS.get('muzero').__module__ if 'muzero' in ALGOS else None, others='ppo' in ALGOS,"
+        " sampler=getattr(S.get('muzero'), '__name__', None), converter=getattr(C.get('muzero'), '__name__', None))))",
+        tmp_path,
+    )
+    assert state["algo"] == "sb3_muzero.muzero.muzero", HOOK_MISSING
+    assert state["others"] and (state["sampler"], state["converter"]) == ("sample_muzero_params", "convert_muzero_params")
+
+
+def test_the_hook_can_be_switched_off(tmp_path):
+    state = python_json(
+        "import json; from rl_zoo3.utils import ALGOS; print(json.dumps(dict(muzero='muzero' in ALGOS)))",
+        tmp_path,
+        **{hook.DISABLE_VARIABLE: "0"},
+    )
+    assert state == dict(muzero=False)
+
+
+def test_without_rl_zoo3_python_and_the_package_still_work(tmp_path):
+    state = python_json(
+        "import json, sys; sys.modules['rl_zoo3'] = None\n"
+        "try:\n    import rl_zoo3.utils\nexcept ImportError as e:\n    plain = type(e).__name__\n"
+        "import sb3_muzero.zoo as zoo; zoo.register_loaded()\n"
+        "try:\n    zoo.register()\nexcept ImportError as e:\n    message = str(e)\n"
+        "print(json.dumps(dict(plain=plain, message=message)))",
+        tmp_path,
+    )
+    assert state["plain"] == "ModuleNotFoundError"
+    assert "pip install 'sb3-muzero[zoo]'" in state["message"]
+
+
+def test_the_finder_registers_after_the_watched_module_ran_and_delegates_to_its_loader(tmp_path, monkeypatch):
+    (tmp_path / "watched_pkg").mkdir()
+    (tmp_path / "watched_pkg" / "__init__.py").write_text("")
+    (tmp_path / "watched_pkg" / "mod.py").write_text("VALUE = 42\n")
+    calls = []
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(hook, "WATCHED", frozenset({"watched_pkg.mod"}))
+    monkeypatch.setattr(hook, "_register", lambda name: calls.append((name, sys.modules[name].VALUE)))
+    monkeypatch.setattr(sys, "meta_path", [hook.ZooRegistrationFinder(), *sys.meta_path])
+    module = importlib.import_module("watched_pkg.mod")
+    importlib.import_module("watched_pkg.mod")
+    assert calls == [("watched_pkg.mod", 42)]
+    assert module.__loader__.get_source("watched_pkg.mod") == "VALUE = 42\n"
+    importlib.import_module("watched_pkg")  # not watched: the finder leaves it to the others
+    assert len(calls) == 1
+    for name in ("watched_pkg.mod", "watched_pkg"):
+        sys.modules.pop(name)
+
+
+def test_install_and_register_are_idempotent(monkeypatch):
+    monkeypatch.setattr(sys, "meta_path", [finder for finder in sys.meta_path if not getattr(finder, hook.MARKER, False)])
+    monkeypatch.delenv(hook.DISABLE_VARIABLE, raising=False)
+    hook.install()
+    hook.install()
+    assert sum(getattr(finder, hook.MARKER, False) for finder in sys.meta_path) == 1
+    registration.register()
+    registration.register()
+    from rl_zoo3.exp_manager import ExperimentManager
+    from rl_zoo3.utils import ALGOS
+
+    assert ALGOS["muzero"] is MuZero
+    for method in (
+        ExperimentManager.__init__,
+        ExperimentManager.create_callbacks,
+        ExperimentManager.hyperparameters_optimization,
+    ):
+        assert getattr(method, registration.MARKER) and not getattr(method.__wrapped__, registration.MARKER, False)
+
+
+@pytest.mark.parametrize(
+    "argv, typed",
+    [
+        (["--num-threads", "2"], True),
+        (["--num-threads=2"], True),
+        (["--num-t", "2"], True),
+        (["--n-timesteps", "5"], False),
+        (["-n", "5"], False),
+        (["--", "--num-threads"], False),
+    ],
+)
+def test_an_option_counts_as_typed_when_argparse_would_take_it(argv, typed):
+    assert registration._typed("--num-threads", argv) is typed
+
+
+# --- the hyperparameter file and the sampler ----------------------------------------------------------------
+
+
+def load_sections() -> dict:
+    return yaml.safe_load(HYPERPARAMS_PATH.read_text())
+
+
+def test_the_package_and_the_checkout_share_one_hyperparameter_file():
+    assert HYPERPARAMS_PATH.is_file()
+    checkout_copy = ROOT / "hyperparams" / "muzero.yml"
+    if checkout_copy.exists() and (ROOT / "sb3_muzero" / "hyperparams").exists():
+        assert (ROOT / "sb3_muzero" / "hyperparams" / "muzero.yml").resolve() == checkout_copy.resolve()
+    assert set(SECTIONS) <= set(load_sections())
+
+
+def muzero_kwargs(section: dict) -> dict:
+    kwargs = {key: value for key, value in section.items() if key not in ZOO_KEYS}
+    kwargs["policy_kwargs"] = eval(section.get("policy_kwargs", "None"), {"dict": dict, **ast.__dict__}) or {}
+    return kwargs
+
+
+@pytest.mark.parametrize("name, env_id", [("default", "CartPole-v1"), *((env_id, env_id) for env_id in SECTIONS[2:])])
+def test_every_classic_control_section_builds_a_model(name, env_id):
+    section = load_sections()[name]
+    model = MuZero(section["policy"], make_vec_env(env_id, n_envs=2), **muzero_kwargs(section))
+    assert model.num_simulations == section.get("num_simulations", 50)
+
+
+def test_the_atari_section_builds_a_model_on_stacked_frames():
+    import ale_py
+
+    gym.register_envs(ale_py)
+    section = load_sections()["atari"]
+    assert section["env_wrapper"] == ["stable_baselines3.common.atari_wrappers.AtariWrapper"]
+    env = VecFrameStack(make_atari_env("BreakoutNoFrameskip-v4", n_envs=1), n_stack=section["frame_stack"])
+    model = MuZero(section["policy"], env, **muzero_kwargs(section))
+    assert model.replay_buffer.frame_stack == section["frame_stack"]
+
+
+def test_the_sampler_samples_what_matters_for_muzero_and_the_converter_reproduces_it():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    hyperparams = sample_muzero_params(trial, n_actions=2, n_envs=1, additional_args={})
+    names = "learning_rate batch_size num_simulations td_steps num_unroll_steps replay_ratio gamma temperature_initial"
+    assert {*names.split(), "temperature_final", "temperature_fraction"} <= set(hyperparams)
+    assert set(hyperparams["policy_kwargs"]) == {"net_arch", "latent_dim"}
+    assert convert_muzero_params(trial.params) == hyperparams
+    model = MuZero("MlpPolicy", make_vec_env("CartPole-v1", n_envs=1), **hyperparams)
+    assert model.gamma == hyperparams["gamma"] and model.policy.latent_dim == hyperparams["policy_kwargs"]["latent_dim"]
+
+
+def test_for_cnn_policy_the_sampler_samples_channels_and_keeps_the_files_policy_kwargs():
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    hyperparams = sample_muzero_params(trial, policy="CnnPolicy", policy_kwargs=dict(channels=32, num_blocks=2))
+    assert set(hyperparams["policy_kwargs"]) == {"channels", "num_blocks"} and hyperparams["policy_kwargs"]["num_blocks"] == 2
+    assert "net_arch" not in trial.params and hyperparams["policy_kwargs"]["channels"] == trial.params["channels"]
+
+
+def test_a_saved_model_loads_without_an_env_as_rl_zoo3_enjoy_loads_it(tmp_path):
+    model = MuZero("MlpPolicy", "CartPole-v1", num_simulations=4, policy_kwargs=dict(net_arch=[16], latent_dim=8))
+    model.save(tmp_path / "model")
+    loaded = MuZero.load(tmp_path / "model")
+    observation = gym.make("CartPole-v1").reset(seed=0)[0]
+    assert loaded.predict(observation, deterministic=True)[0] == model.predict(observation, deterministic=True)[0]
+
+
+@pytest.mark.slow
+def test_the_readme_optuna_example_runs():
+    readme = (ROOT / "README.md").read_text()
+    (example,) = [block for block in readme.split("```python\n")[1:] if "PruningEvalCallback" in block]
+    code = example.split("```")[0]
+    assert "N_TRIALS, N_TIMESTEPS = 8, 20_000" in code
+    namespace: dict = {"__name__": "readme_example"}
+    exec(code.replace("N_TRIALS, N_TIMESTEPS = 8, 20_000", "N_TRIALS, N_TIMESTEPS = 2, 600"), namespace)
+    study = namespace["study"]
+    assert len(study.trials) == 2 and all(len(trial.intermediate_values) >= 2 for trial in study.trials)
+
+
+# --- the commands, as typed (with small budgets) ---------------------------------------------------------------
+
+
+def zoo(command: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """``python -m rl_zoo3.COMMAND`` (``sb3_muzero.COMMAND`` for ``command`` "sb3_muzero.train ...")."""
+    script, *arguments = command.split()
+    return run(["-m", script if "." in script else f"rl_zoo3.{script}", *arguments], cwd=cwd, **env)
+
+
+@pytest.fixture(scope="module")
+def cartpole_run(tmp_path_factory) -> tuple[Path, str]:
+    """``python -m rl_zoo3.train --algo muzero --env CartPole-v1`` for 800 steps; its folder and output."""
+    folder = tmp_path_factory.mktemp("zoo-cartpole")
+    output = check(zoo("train --algo muzero --env CartPole-v1 -n 800 --eval-episodes 2 --seed 0", cwd=folder))
+    return folder, output
+
+
+@pytest.mark.slow
+def test_train_reads_the_package_hyperparameters_and_evaluates(cartpole_run):
+    folder, output = cartpole_run
+    assert f"Loading hyperparameters from: {HYPERPARAMS_PATH}" in output
+    assert output.count("Eval num_timesteps=") == 10  # MuZero's default, in runs shorter than 25,000 steps too
+    assert "MuZero default: torch on 1 thread(s)" in output
+    saved = yaml.load((folder / "logs/muzero/CartPole-v1_1/CartPole-v1/config.yml").read_text(), Loader=yaml.UnsafeLoader)
+    assert dict(saved) == load_sections()["CartPole-v1"]  # what rl-zoo3 used: the file's section
+    assert (folder / "logs/muzero/CartPole-v1_1/CartPole-v1.zip").is_file()
+
+
+@pytest.mark.slow
+def test_enjoy_plays_the_trained_model(cartpole_run):
+    folder, _ = cartpole_run
+    output = check(zoo("enjoy --algo muzero --env CartPole-v1 -f logs/ -n 100", cwd=folder))
+    assert "Loading logs/muzero/CartPole-v1_1/CartPole-v1.zip" in output  # then 100 rendered steps, headless
+
+
+@pytest.mark.slow
+def test_record_video_records_the_trained_model(cartpole_run):
+    folder, _ = cartpole_run
+    check(zoo("record_video --algo muzero --env CartPole-v1 -f logs/ -n 100", cwd=folder))
+    assert list((folder / "logs/muzero/CartPole-v1_1/videos").glob("*.mp4"))
+
+
+@pytest.mark.slow
+def test_optimize_runs_a_study_with_the_muzero_sampler_and_reports_for_pruning(tmp_path):
+    command = "train --algo muzero --env CartPole-v1 -optimize --n-trials 2 -n 600 --sampler tpe --pruner median"
+    output = check(zoo(f"{command} --eval-episodes 2 --seed 0", cwd=tmp_path))
+    assert "Best trial:" in output and "num_simulations:" in output
+    (report,) = (tmp_path / "logs/muzero").glob("report_CartPole-v1_2-trials-600-tpe-median_*.pkl")
+    with open(report, "rb") as file:
+        study = pickle.load(file)
+    assert len(study.trials) == 2
+    sampled = {"num_simulations", "td_steps", "num_unroll_steps", "replay_ratio", "one_minus_gamma", "net_arch"}
+    for trial in study.trials:
+        assert sampled <= set(trial.params)
+        assert len(trial.intermediate_values) >= 2  # evaluations reported during the trial, which pruning needs
+        assert "'support_size': 20" in trial.user_attrs["policy_kwargs"]  # the file's policy_kwargs, plus the sampled
+
+
+@pytest.mark.slow
+def test_breakout_trains_with_the_atari_section(tmp_path):
+    command = "train --algo muzero --env BreakoutNoFrameskip-v4 -n 400 --eval-freq -1 -params learning_starts:200"
+    output = check(zoo(f"{command} --seed 0", cwd=tmp_path))
+    assert f"Loading hyperparameters from: {HYPERPARAMS_PATH}" in output and "Stacking 4 frames" in output
+    assert "MuZero default: torch on" not in output  # the convolutions keep torch's threads
+    model = MuZero.load(tmp_path / "logs/muzero/BreakoutNoFrameskip-v4_1/BreakoutNoFrameskip-v4.zip", buffer_size=1)
+    assert model.policy.features_extractor.__class__.__name__ == "AtariEncoder" and model.policy.channels == 32
+    assert model._n_updates > 0  # (400 - 200) env steps x replay_ratio 0.25
+
+
+@pytest.mark.slow
+def test_sb3_muzero_train_needs_no_hook_and_rl_zoo3_train_needs_it(tmp_path):
+    arguments = "--algo muzero --env CartPole-v1 -n 300 --eval-freq -1 -params learning_starts:100"
+    off = {hook.DISABLE_VARIABLE: "0"}
+    check(zoo(f"sb3_muzero.train {arguments}", cwd=tmp_path, **off))
+    assert (tmp_path / "logs/muzero/CartPole-v1_1/CartPole-v1.zip").is_file()
+    without_hook = zoo(f"train {arguments}", cwd=tmp_path, **off)
+    assert without_hook.returncode != 0 and "invalid choice: 'muzero'" in without_hook.stdout
