@@ -421,3 +421,32 @@ def test_missing_or_old_ale_py_explains_how_to_install(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "ale_py", None)
     with pytest.raises(ImportError, match=r"need ale-py: pip install \"sb3-muzero\[atari\]\""):
         make_atari_vec_env(BREAKOUT_V4, 1)
+
+
+# ------------------------------------------------------------------------------ MuZero on Breakout
+
+
+def test_muzero_cnn_policy_trains_on_breakout_then_saves_loads_and_predicts(tmp_path):
+    from sb3_muzero import MuZero, make_atari_vec_env as exported
+
+    env = exported(BREAKOUT_V4, n_envs=4, seed=0)
+    small_network = dict(channels=8, num_blocks=1, head_channels=2, head_hidden=[16], support_size=5)
+    model = MuZero("CnnPolicy", env, num_simulations=3, batch_size=16, learning_starts=64, replay_ratio=0.1,
+                   num_unroll_steps=3, buffer_size=2_000, seed=0, policy_kwargs=small_network)  # fmt: skip
+    model.learn(400)
+    assert model.num_timesteps == 400
+    assert model._n_updates > 0
+    # Frames are stored once: the replay knows the env stacks 4 frames and keeps single 84x84 frames.
+    assert model.replay_buffer.frame_stack == 4
+    assert model.replay_buffer._stored_observation_spaces()[""][0] == (1, 84, 84)
+    assert model.replay_buffer.bytes_per_step() < 1.1 * 84 * 84
+
+    observations = env.reset()
+    actions, _ = model.predict(observations, deterministic=True)
+    assert actions.shape == (4,) and env.action_space.contains(int(actions[0]))
+    model.save(tmp_path / "breakout.zip")
+    loaded = MuZero.load(tmp_path / "breakout.zip", env=env)
+    np.testing.assert_array_equal(loaded.predict(observations, deterministic=True)[0], actions)
+    for name, parameter in model.policy.state_dict().items():
+        np.testing.assert_array_equal(loaded.policy.state_dict()[name].numpy(), parameter.numpy(), err_msg=name)
+    env.close()

@@ -304,6 +304,11 @@ class AtariVecEnv(VecEnv):
         observation_space = spaces.Box(0, 255, (options.frame_stack, options.screen_size, options.screen_size), dtype=np.uint8)
         super().__init__(n_envs, observation_space, spaces.Discrete(len(self._action_meanings)))
 
+    @property
+    def frame_stack(self) -> int:
+        """Frames stacked along the first observation axis; MuZero's replay stores each frame once."""
+        return self.options.frame_stack
+
     # ----------------------------------------------------------------------------------- stepping
 
     def reset(self) -> np.ndarray:
