@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+import sb3_muzero
+
 pytest.importorskip("ale_py")
 
 from gymnasium import spaces
@@ -427,9 +429,9 @@ def test_missing_or_old_ale_py_explains_how_to_install(monkeypatch):
 
 
 def test_muzero_cnn_policy_trains_on_breakout_then_saves_loads_and_predicts(tmp_path):
-    from sb3_muzero import MuZero, make_atari_vec_env as exported
+    from sb3_muzero import MuZero
 
-    env = exported(BREAKOUT_V4, n_envs=4, seed=0)
+    env = sb3_muzero.make_atari_vec_env(BREAKOUT_V4, n_envs=4, seed=0)
     small_network = dict(channels=8, num_blocks=1, head_channels=2, head_hidden=[16], support_size=5)
     model = MuZero("CnnPolicy", env, num_simulations=3, batch_size=16, learning_starts=64, replay_ratio=0.1,
                    num_unroll_steps=3, buffer_size=2_000, seed=0, policy_kwargs=small_network)  # fmt: skip
