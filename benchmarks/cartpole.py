@@ -15,30 +15,17 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch as th
-import yaml
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_muzero import MuZero
+from sb3_muzero.hyperparams import muzero_settings
 
-HYPERPARAMS = Path(__file__).resolve().parents[1] / "hyperparams" / "muzero.yml"
 THRESHOLD = 475.0
-
-
-def cartpole_settings(path: Path = HYPERPARAMS) -> tuple[int, int, dict]:
-    """(n_envs, n_timesteps, MuZero keyword arguments) from the CartPole-v1 section, as rl-zoo3 reads them."""
-    settings = dict(yaml.safe_load(path.read_text())["CartPole-v1"])
-    n_envs, n_timesteps = int(settings.pop("n_envs", 1)), int(settings.pop("n_timesteps"))
-    if isinstance(settings.get("policy_kwargs"), str):
-        settings["policy_kwargs"] = eval(
-            settings["policy_kwargs"], {"dict": dict, **ast.__dict__}
-        )  # zoo's format: "dict(...)"
-    return n_envs, n_timesteps, settings
 
 
 class EvaluateEvery(BaseCallback):
@@ -69,13 +56,12 @@ class EvaluateEvery(BaseCallback):
 
 
 def run(seed: int, stop_at_threshold: bool, overrides: dict) -> dict:
-    n_envs, n_timesteps, settings = cartpole_settings()
-    settings.update(overrides)
-    env = make_vec_env("CartPole-v1", n_envs=n_envs, seed=seed)
-    model = MuZero(env=env, seed=seed, **settings)
+    settings = muzero_settings("CartPole-v1")
+    env = make_vec_env("CartPole-v1", n_envs=settings.n_envs, seed=seed)
+    model = MuZero(settings.policy, env, seed=seed, **{**settings.kwargs, **overrides})
     callback = EvaluateEvery(1000, 10, seed, stop_at_threshold)
     start = time.perf_counter()
-    model.learn(n_timesteps, callback=callback)
+    model.learn(settings.n_timesteps, callback=callback)
     total = time.perf_counter() - start
     return dict(
         seed=seed,

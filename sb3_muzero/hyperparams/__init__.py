@@ -1,1 +1,55 @@
-"""rl-zoo3 hyperparameters of MuZero: ``muzero.yml`` (in the repository, a link to ``hyperparams/muzero.yml``)."""
+"""rl-zoo3 hyperparameters of MuZero: ``muzero.yml`` (in the repository, a link to ``hyperparams/muzero.yml``).
+
+:func:`muzero_settings` reads one section the way rl-zoo3 does, for code that trains without rl-zoo3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+HYPERPARAMS_FILE = Path(__file__).with_name("muzero.yml")
+# rl-zoo3 keys that describe how to build the env, not MuZero arguments.
+ENV_KEYS = ("env_wrapper", "frame_stack")
+
+
+@dataclass
+class MuZeroSettings:
+    """One section of ``muzero.yml``: what rl-zoo3 would pass to ``MuZero`` and how long it would train."""
+
+    section: str
+    policy: str
+    n_envs: int
+    n_timesteps: int
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    env_options: dict[str, Any] = field(default_factory=dict)
+
+
+def muzero_settings(env_id: str, path: Optional[Path] = None) -> MuZeroSettings:
+    """The section rl-zoo3 uses for ``env_id``: its own, ``atari`` for Atari ids, else ``default``.
+
+    ``policy_kwargs`` written as a string (``"dict(net_arch=[128])"``, rl-zoo3's format) is evaluated as
+    rl-zoo3 does; ``env_wrapper`` and ``frame_stack`` go to ``env_options``.
+    """
+    import yaml
+
+    sections = yaml.safe_load((path or HYPERPARAMS_FILE).read_text())
+    name = env_id if env_id in sections else "atari" if is_atari_id(env_id) else "default"
+    settings = dict(sections[name])
+    env_options = {key: settings.pop(key) for key in ENV_KEYS if key in settings}
+    if isinstance(settings.get("policy_kwargs"), str):
+        settings["policy_kwargs"] = eval(settings["policy_kwargs"], {"dict": dict})  # rl-zoo3's format
+    return MuZeroSettings(
+        section=name,
+        policy=settings.pop("policy"),
+        n_envs=int(settings.pop("n_envs", 1)),
+        n_timesteps=int(settings.pop("n_timesteps")),
+        kwargs=settings,
+        env_options=env_options,
+    )
+
+
+def is_atari_id(env_id: str) -> bool:
+    """rl-zoo3's test: ``*NoFrameskip-v4`` and ``ALE/*`` ids are Atari games."""
+    return "NoFrameskip" in env_id or env_id.startswith("ALE/")
