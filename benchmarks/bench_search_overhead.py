@@ -1,119 +1,36 @@
-"""How much of a search is the tree, with a network of Atari size: full search time vs the network's time alone.
+"""How much of a search is the tree, with the Atari network: full search time vs the network's time alone.
 
     python benchmarks/bench_search_overhead.py --device cuda --batch 256 --sims 50
-    python benchmarks/bench_search_overhead.py --device cpu --threads 1 --batch 8 --sims 10 --channels 16 --obs-size 24
+    python benchmarks/bench_search_overhead.py --device cpu --threads 1 --batch 8 --sims 10 --channels 16
 
-Times, on the same batch of observations:
+The network is MuZero's default Atari ``CnnPolicy`` (``sb3_muzero.CnnPolicy``: uint8 observations
+[B, 4, 84, 84] downsampled by strided convolutions and residual blocks to a 6x6 latent of ``--channels``
+planes, residual dynamics, categorical value and reward heads), untrained, in evaluation mode, for
+``--actions`` actions. Times, on the same batch of observations:
 
-- ``search_ms``: a full search: the initial inference, then :func:`sb3_muzero.mcts.search` with one
-  recurrent inference per simulation (the backend is chosen by ``backend="auto"``: CUDA for a
-  network on the GPU where CuPy is installed, else the Numba CPU backend);
+- ``search_ms``: ``policy.run_search``, what self-play runs per step: the initial inference, then
+  :func:`sb3_muzero.mcts.search` with one recurrent inference per simulation (the backend is chosen by
+  ``backend="auto"``: CUDA for a network on the GPU where CuPy is installed, else the Numba CPU backend);
 - ``network_only_ms``: the same network calls alone: 1 initial and ``--sims`` recurrent inferences,
-  each on the previous latent, with fixed actions;
+  each on the previous latent, with fixed actions, and the value and reward heads turned into scalars;
 
 and prints one JSON line with both (medians over ``--repeats`` runs after a warm-up) and
 ``tree_overhead = (search_ms - network_only_ms) / search_ms``: the share of the search spent outside
 the network (selection, expansion, backup, gathering latents, moving the actions).
-
-The network, :class:`AtariLikeNetwork`, is defined here with the layout MuZero-style agents use for
-Atari (as EfficientZero's): stacked frames downsampled by strided convolutions to a 6x6 latent of
-``--channels`` planes, residual blocks in the representation, dynamics and prediction functions,
-and small convolution + linear heads for the policy, the value and the reward. The value and
-reward heads output scalars (MuZero's categorical supports would add one wider linear layer each).
 """
 
 import argparse
 import json
-import math
 import statistics
 import time
 from typing import Callable
 
 import numpy as np
 import torch as th
-from torch import nn
 
-from sb3_muzero.mcts import RecurrentOutput, RootInput, search
+from gymnasium import spaces
 
-LATENT_SIZE = 6  # the latent is LATENT_SIZE x LATENT_SIZE planes
-
-
-class ResidualBlock(nn.Module):
-    """conv3x3 - batch norm - ReLU - conv3x3 - batch norm, plus the input, then ReLU."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(channels),
-        )
-
-    def forward(self, x: th.Tensor) -> th.Tensor:
-        return th.relu(x + self.body(x))
-
-
-def head(channels: int, outputs: int, hidden: int = 32, head_channels: int = 16) -> nn.Module:
-    """[B, channels, 6, 6] -> [B, outputs]: a 1x1 convolution, then two linear layers."""
-    return nn.Sequential(
-        nn.Conv2d(channels, head_channels, 1),
-        nn.BatchNorm2d(head_channels),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(head_channels * LATENT_SIZE * LATENT_SIZE, hidden),
-        nn.ReLU(),
-        nn.Linear(hidden, outputs),
-    )
-
-
-class AtariLikeNetwork(nn.Module):
-    """MuZero's three functions at Atari scale: observations [B, frames, obs_size, obs_size] -> latent [B, C, 6, 6].
-
-    :param obs_size: side of the observations, 6 * 2**k (96 for Atari)
-    :param frames: stacked frames (input planes)
-    :param channels: planes of the latent
-    :param blocks: residual blocks in each of the representation, dynamics and prediction functions
-    """
-
-    def __init__(self, num_actions: int, obs_size: int = 96, frames: int = 4, channels: int = 64, blocks: int = 2):
-        super().__init__()
-        halvings = round(math.log2(obs_size / LATENT_SIZE))
-        if LATENT_SIZE * 2**halvings != obs_size:
-            raise ValueError(f"obs_size must be 6 * 2**k (e.g. 24, 48, 96), got {obs_size}")
-        self.num_actions = num_actions
-        downsample = [self._strided(frames if i == 0 else channels, channels) for i in range(halvings)]
-        self.representation = nn.Sequential(*downsample, *(ResidualBlock(channels) for _ in range(blocks)))
-        self.dynamics_input = nn.Sequential(
-            nn.Conv2d(channels + 1, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
-        )
-        self.dynamics = nn.Sequential(*(ResidualBlock(channels) for _ in range(blocks)))
-        self.reward_head = head(channels, 1)
-        self.prediction = nn.Sequential(*(ResidualBlock(channels) for _ in range(blocks)))
-        self.policy_head = head(channels, num_actions)
-        self.value_head = head(channels, 1)
-
-    @staticmethod
-    def _strided(in_channels: int, out_channels: int) -> nn.Module:
-        return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False),
-                             nn.BatchNorm2d(out_channels), nn.ReLU())  # fmt: skip
-
-    def initial_inference(self, observation: th.Tensor) -> RootInput:
-        latent = self.representation(observation)
-        logits, value = self._predict(latent)
-        return RootInput(logits, value, latent)
-
-    def recurrent_inference(self, latent: th.Tensor, action: th.Tensor) -> RecurrentOutput:
-        """latent [B, C, 6, 6], action [B] int64 -> reward [B], value [B], logits [B, A], next latent."""
-        action_plane = (action.float() / self.num_actions)[:, None, None, None].expand(-1, 1, *latent.shape[2:])
-        next_latent = self.dynamics(th.relu(latent + self.dynamics_input(th.cat([latent, action_plane], dim=1))))
-        logits, value = self._predict(next_latent)
-        return RecurrentOutput(self.reward_head(next_latent)[:, 0], value, logits, next_latent)
-
-    def _predict(self, latent: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        features = self.prediction(latent)
-        return self.policy_head(features), self.value_head(features)[:, 0]
+from sb3_muzero import CnnPolicy
 
 
 def median_ms(run: Callable[[], None], device: th.device, repeats: int) -> float:
@@ -141,8 +58,8 @@ def main() -> None:
     parser.add_argument("--sims", type=int, default=50)
     parser.add_argument("--actions", type=int, default=18)
     parser.add_argument("--channels", type=int, default=64)
-    parser.add_argument("--blocks", type=int, default=2)
-    parser.add_argument("--obs-size", type=int, default=96)
+    parser.add_argument("--blocks", type=int, default=1, help="residual blocks per stage (CnnPolicy's num_blocks)")
+    parser.add_argument("--obs-size", type=int, default=84)
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
@@ -153,19 +70,23 @@ def main() -> None:
     if device.type == "cuda" and not th.cuda.is_available():
         parser.error(f"--device {args.device}: torch sees no CUDA GPU here (use --device cpu)")
 
-    network = AtariLikeNetwork(args.actions, args.obs_size, args.frames, args.channels, args.blocks).to(device).eval()
-    observation = th.rand(args.batch, args.frames, args.obs_size, args.obs_size, device=device)
-    actions = th.randint(args.actions, (args.batch,), generator=th.Generator().manual_seed(0)).to(device)
-    rng = np.random.default_rng(0)
+    observation_space = spaces.Box(0, 255, (args.frames, args.obs_size, args.obs_size), np.uint8)
+    policy = CnnPolicy(observation_space, spaces.Discrete(args.actions), lambda _: 1e-3, channels=args.channels,
+                       num_blocks=args.blocks, search_settings=dict(num_simulations=args.sims))  # fmt: skip
+    policy = policy.to(device).eval()
+    generator = th.Generator().manual_seed(0)
+    observation = th.randint(256, (args.batch, *observation_space.shape), generator=generator, dtype=th.uint8).to(device)
+    actions = th.randint(args.actions, (args.batch,), generator=generator).to(device)
 
     def network_only() -> None:
-        latent = network.initial_inference(observation).latent
+        latent, _, value_logits = policy.initial_inference(observation)
+        policy.to_scalar(value_logits)
         for _ in range(args.sims):
-            latent = network.recurrent_inference(latent, actions).latent
+            latent, reward_logits, _, value_logits = policy.recurrent_inference(latent, actions)
+            policy.to_scalar(reward_logits), policy.to_scalar(value_logits)
 
     def full_search() -> None:
-        root = network.initial_inference(observation)
-        search(root, network.recurrent_inference, args.sims, discount=0.997, rng=rng, noise_fraction=0.25, temperature=1.0)
+        policy.run_search(observation, temperature=1.0, add_noise=True)
 
     with th.inference_mode():
         network_ms = median_ms(network_only, device, args.repeats)

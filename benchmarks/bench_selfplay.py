@@ -20,6 +20,7 @@ import numpy as np
 import torch as th
 
 from sb3_muzero import MuZero, make_atari_vec_env
+from sb3_muzero.mcts.backends import get_backend
 
 
 def parse_args() -> argparse.Namespace:
@@ -65,7 +66,7 @@ def main() -> None:
                 n_envs=args.n_envs,
                 sims=args.sims,
                 device=str(model.device),
-                backend=policy.search_settings.backend,
+                backend=get_backend(policy.search_settings.backend, tensor).__name__.rsplit(".", 1)[-1],
                 torch_threads=th.get_num_threads(),
                 vector_steps=args.steps,
                 env_steps_per_s=round(args.n_envs * args.steps / total_seconds, 2),
