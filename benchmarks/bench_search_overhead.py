@@ -27,7 +27,6 @@ from typing import Callable
 
 import numpy as np
 import torch as th
-
 from gymnasium import spaces
 
 from sb3_muzero import CnnPolicy
