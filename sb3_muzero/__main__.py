@@ -6,8 +6,11 @@
 
 The settings are the env's section of the package's ``hyperparams/muzero.yml`` (the ones rl-zoo3 uses;
 ``atari`` for Atari ids, which are built with :func:`sb3_muzero.make_atari_vec_env`; ``default`` for other
-ids). Prints the mean training return every ``--log-interval`` env steps, then a deterministic evaluation
-(``predict(deterministic=True)``) over ``--eval-episodes`` episodes, and saves the model.
+ids). Every ``--eval-freq`` env steps, prints the mean training return and a deterministic evaluation
+(``predict(deterministic=True)``, ``--eval-episodes`` episodes, an env of its own) and keeps the best
+evaluated model in ``<save path>_best.zip``, as rl-zoo3 keeps ``best_model.zip``. At the end, saves the final
+model and prints a deterministic evaluation of the final and of the best model over
+``--final-eval-episodes`` new episodes.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Optional
+
+from stable_baselines3.common.callbacks import BaseCallback
 
 DEFAULT_ENV = "CartPole-v1"
 
@@ -29,8 +35,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1, Atari: torch's)")
-    parser.add_argument("--eval-episodes", type=int, default=10)
-    parser.add_argument("--log-interval", type=int, default=2_000, help="env steps between progress lines")
+    parser.add_argument("--eval-freq", type=int, default=2_000, help="env steps between evaluations (0: none)")
+    parser.add_argument("--eval-episodes", type=int, default=5, help="episodes per evaluation during training")
+    parser.add_argument("--final-eval-episodes", type=int, default=10, help="episodes of the final evaluation")
     parser.add_argument("--save-path", default=None, help="where to save the model (default: muzero_<env>.zip)")
     args = parser.parse_args(argv)
     if ":" not in args.env and not _is_atari(args.env):
@@ -61,11 +68,9 @@ def make_env(env_id: str, n_envs: int, seed: int, atari: bool):
 
 
 def main(argv: Optional[list[str]] = None) -> float:
-    """Train, save and evaluate; returns the evaluation's mean return."""
+    """Train, save and evaluate; returns the final evaluation's mean return (of the best model, if evaluated)."""
     args = parse_args(argv)
     import torch as th
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.evaluation import evaluate_policy
 
     from sb3_muzero import MuZero
     from sb3_muzero.hyperparams import muzero_settings
@@ -76,30 +81,63 @@ def main(argv: Optional[list[str]] = None) -> float:
     n_timesteps = args.n_timesteps or settings.n_timesteps
     print(f"MuZero on {args.env}: {n_timesteps:,} env steps, {settings.n_envs} envs, section {settings.section!r} "
           f"of muzero.yml, seed {args.seed}", flush=True)  # fmt: skip
-
-    class PrintProgress(BaseCallback):
-        def __init__(self):
-            super().__init__()
-            self.next_line, self.start = args.log_interval, time.perf_counter()
-
-        def _on_step(self) -> bool:
-            if self.num_timesteps >= self.next_line:
-                self.next_line += args.log_interval
-                returns = [info["r"] for info in self.model.ep_info_buffer]
-                mean = f"{sum(returns) / len(returns):.1f}" if returns else "n/a"
-                print(f"  {self.num_timesteps:>8,} steps  {time.perf_counter() - self.start:7.1f} s  "
-                      f"mean training return (last {len(returns)} episodes): {mean}", flush=True)  # fmt: skip
-            return True
-
+    save_path = Path(args.save_path or f"muzero_{args.env.replace('/', '_')}.zip")
+    best_path = save_path.with_name(f"{save_path.stem}_best.zip")
     env = make_env(args.env, settings.n_envs, args.seed, atari)
     model = MuZero(settings.policy, env, seed=args.seed, device=args.device, **settings.kwargs)
-    model.learn(n_timesteps, callback=PrintProgress())
-    save_path = args.save_path or f"muzero_{args.env.replace('/', '_')}.zip"
+    progress = EvaluateAndReport(make_env(args.env, 1, args.seed + 10_000, atari), args.eval_freq, args.eval_episodes,
+                                 best_path)  # fmt: skip
+    model.learn(n_timesteps, callback=progress)
     model.save(save_path)
-    eval_env = make_env(args.env, 1, args.seed + 10_000, atari)
-    mean, std = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=True)
-    print(f"Saved {save_path}. Evaluation over {args.eval_episodes} episodes (deterministic): {mean:.2f} +/- {std:.2f}")
+
+    def final_env():  # the same episodes for each model evaluated
+        return make_env(args.env, 1, args.seed + 20_000, atari)
+
+    label = f"Final model ({model.num_timesteps:,} steps), saved as {save_path}"
+    mean = report(model, final_env(), args.final_eval_episodes, label)
+    if progress.best_mean is not None:
+        best = MuZero.load(best_path, device=args.device)
+        label = f"Best model (eval {progress.best_mean:.1f} at {best.num_timesteps:,} steps), saved as {best_path}"
+        mean = report(best, final_env(), args.final_eval_episodes, label)
+    return mean
+
+
+def report(model, env, n_episodes: int, label: str) -> float:
+    """Print ``label`` and the mean +/- std of ``n_episodes`` deterministic episodes of ``model`` in ``env``."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    mean, std = evaluate_policy(model, env, n_eval_episodes=n_episodes, deterministic=True)
+    print(f"{label}: evaluation over {n_episodes} episodes (deterministic): {mean:.2f} +/- {std:.2f}", flush=True)
     return float(mean)
+
+
+class EvaluateAndReport(BaseCallback):
+    """Every ``eval_freq`` env steps: print the mean training return and a deterministic evaluation over
+    ``n_episodes`` episodes; save the model to ``best_path`` when that evaluation is the best so far
+    (as rl-zoo3 keeps ``best_model.zip``). ``eval_freq`` 0: no evaluation, the progress lines only at the end."""
+
+    def __init__(self, eval_env, eval_freq: int, n_episodes: int, best_path: Path):
+        super().__init__()
+        self.eval_env, self.eval_freq, self.n_episodes, self.best_path = eval_env, eval_freq, n_episodes, best_path
+        self.next_eval = eval_freq
+        self.best_mean: Optional[float] = None
+        self.start = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        if self.eval_freq <= 0 or self.num_timesteps < self.next_eval:
+            return True
+        self.next_eval += self.eval_freq
+        from stable_baselines3.common.evaluation import evaluate_policy
+
+        returns = [info["r"] for info in self.model.ep_info_buffer]
+        training = f"{sum(returns) / len(returns):.1f}" if returns else "n/a"
+        mean, std = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.n_episodes, deterministic=True)
+        if self.best_mean is None or mean > self.best_mean:
+            self.best_mean = float(mean)
+            self.model.save(self.best_path)
+        print(f"  {self.num_timesteps:>9,} steps {time.perf_counter() - self.start:8.1f} s   training return "
+              f"(last {len(returns)} episodes) {training:>6}   eval {mean:6.1f} +/- {std:5.1f}", flush=True)  # fmt: skip
+        return True
 
 
 if __name__ == "__main__":

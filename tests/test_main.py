@@ -28,22 +28,33 @@ def test_settings_follow_rl_zoo3_section_choice():
         MuZero(settings.policy, env, **{**settings.kwargs, "buffer_size": 100})
 
 
-def test_main_command_trains_saves_and_prints_the_evaluation_of_the_saved_model(tmp_path):
+def test_main_command_trains_keeps_the_best_model_and_prints_evaluations_of_the_saved_models(tmp_path):
     save_path = tmp_path / "cartpole.zip"
-    command = [sys.executable, "-m", "sb3_muzero", "-n", "600", "--eval-episodes", "2", "--log-interval", "200",
-               "--save-path", str(save_path)]  # fmt: skip
+    command = [sys.executable, "-m", "sb3_muzero", "-n", "600", "--eval-freq", "200", "--eval-episodes", "2",
+               "--final-eval-episodes", "2", "--save-path", str(save_path)]  # fmt: skip
     completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr
     lines = completed.stdout.splitlines()
     assert lines[0].startswith("MuZero on CartPole-v1: 600 env steps, 8 envs, section 'CartPole-v1'")
-    assert [int(line.split()[0].replace(",", "")) for line in lines[1:-1]] == [200, 400, 600]
-    printed = re.fullmatch(r"Saved .*\. Evaluation over 2 episodes \(deterministic\): (\S+) \+/- (\S+)", lines[-1])
-    assert printed, lines[-1]
-    # The printed figure is the evaluation of the model that was saved, on the evaluation env's seed.
-    model = MuZero.load(save_path, device="cpu")
-    assert model.num_timesteps == 600
-    mean, std = evaluate_policy(model, make_vec_env("CartPole-v1", n_envs=1, seed=10_000), n_eval_episodes=2)
-    np.testing.assert_allclose([float(printed[1]), float(printed[2])], [mean, std], atol=0.01)
+    progress = [re.search(r"^\s*([\d,]+) steps .* eval\s+(\S+) \+/-", line) for line in lines[1:-2]]
+    assert [int(match[1].replace(",", "")) for match in progress] == [200, 400, 600]
+    evaluations = [float(match[2]) for match in progress]
+
+    final = re.fullmatch(r"Final model \(600 steps\), saved as (.*): evaluation over 2 episodes \(deterministic\): "
+                         r"(\S+) \+/- (\S+)", lines[-2])  # fmt: skip
+    best = re.fullmatch(r"Best model \(eval (\S+) at ([\d,]+) steps\), saved as (.*): evaluation over 2 episodes "
+                        r"\(deterministic\): (\S+) \+/- (\S+)", lines[-1])  # fmt: skip
+    assert final and best, lines[-2:]
+    assert final[1] == str(save_path) and best[3] == str(tmp_path / "cartpole_best.zip")
+    # The best model is the one of the first evaluation with the highest mean.
+    best_index = int(np.argmax(evaluations))
+    assert float(best[1]) == evaluations[best_index] and int(best[2].replace(",", "")) == 200 * (best_index + 1)
+    # The printed figures are evaluations of the saved files, on the final evaluation env's seed.
+    for match, path, mean_group in ((final, save_path, 2), (best, tmp_path / "cartpole_best.zip", 4)):
+        model = MuZero.load(path, device="cpu")
+        eval_env = make_vec_env("CartPole-v1", n_envs=1, seed=20_000)
+        mean, std = evaluate_policy(model, eval_env, n_eval_episodes=2)
+        np.testing.assert_allclose([float(match[mean_group]), float(match[mean_group + 1])], [mean, std], atol=0.01)
 
 
 def test_main_command_refuses_unknown_envs_clearly():
