@@ -23,7 +23,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_muzero import MuZero
-from sb3_muzero.hyperparams import muzero_settings
+from sb3_muzero.hyperparams import muzero_settings, zoo_value
 
 THRESHOLD = 475.0
 
@@ -73,16 +73,30 @@ def run(seed: int, stop_at_threshold: bool, overrides: dict) -> dict:
     )
 
 
+def _literal(text: str):
+    """A Python literal, or the text itself (e.g. ``lin_1e-3``)."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--full-budget", action="store_true", help="keep training after reaching 475")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override a setting (Python literal)")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting: a Python literal, or lin_<value> for learning_rate",
+    )
     args = parser.parse_args()
     th.set_num_threads(args.threads)
-    overrides = {key: ast.literal_eval(value) for key, value in (item.split("=", 1) for item in args.set)}
+    overrides = {key: zoo_value(key, _literal(value)) for key, value in (item.split("=", 1) for item in args.set)}
     results = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         results.append(run(seed, stop_at_threshold=not args.full_budget, overrides=overrides))

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
@@ -62,3 +63,13 @@ def test_main_command_refuses_unknown_envs_clearly():
                                capture_output=True, text=True, timeout=300)  # fmt: skip
     assert completed.returncode != 0
     assert "NoSuchEnv" in completed.stderr
+
+
+def test_settings_read_rl_zoo3_linear_schedules_and_refuse_other_strings(tmp_path):
+    path = tmp_path / "muzero.yml"
+    path.write_text("CartPole-v1:\n  n_timesteps: 100\n  policy: MlpPolicy\n  learning_rate: lin_2e-3\n")
+    schedule = muzero_settings("CartPole-v1", path).kwargs["learning_rate"]
+    assert [schedule(1.0), schedule(0.5), schedule(0.0)] == [2e-3, 1e-3, 0.0]
+    path.write_text("CartPole-v1:\n  n_timesteps: 100\n  policy: MlpPolicy\n  learning_rate: exp_2e-3\n")
+    with pytest.raises(ValueError, match="learning_rate 'exp_2e-3': supported are a number and 'lin_<initial value>'"):
+        muzero_settings("CartPole-v1", path)

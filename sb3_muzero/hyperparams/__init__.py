@@ -29,8 +29,9 @@ class MuZeroSettings:
 def muzero_settings(env_id: str, path: Optional[Path] = None) -> MuZeroSettings:
     """The section rl-zoo3 uses for ``env_id``: its own, ``atari`` for Atari ids, else ``default``.
 
-    ``policy_kwargs`` written as a string (``"dict(net_arch=[128])"``, rl-zoo3's format) is evaluated as
-    rl-zoo3 does; ``env_wrapper`` and ``frame_stack`` go to ``env_options``.
+    ``policy_kwargs`` written as a string (``"dict(net_arch=[128])"``, rl-zoo3's format) is evaluated and a
+    ``learning_rate`` written ``lin_<value>`` becomes a linear schedule from ``value`` to 0, as rl-zoo3 does;
+    ``env_wrapper`` and ``frame_stack`` go to ``env_options``.
     """
     import yaml
 
@@ -38,8 +39,7 @@ def muzero_settings(env_id: str, path: Optional[Path] = None) -> MuZeroSettings:
     name = env_id if env_id in sections else "atari" if is_atari_id(env_id) else "default"
     settings = dict(sections[name])
     env_options = {key: settings.pop(key) for key in ENV_KEYS if key in settings}
-    if isinstance(settings.get("policy_kwargs"), str):
-        settings["policy_kwargs"] = eval(settings["policy_kwargs"], {"dict": dict})  # rl-zoo3's format
+    settings = {key: zoo_value(key, value) for key, value in settings.items()}
     return MuZeroSettings(
         section=name,
         policy=settings.pop("policy"),
@@ -48,6 +48,21 @@ def muzero_settings(env_id: str, path: Optional[Path] = None) -> MuZeroSettings:
         kwargs=settings,
         env_options=env_options,
     )
+
+
+def zoo_value(key: str, value: Any) -> Any:
+    """A hyperparameter as rl-zoo3 reads it from its yml files: ``policy_kwargs`` from ``"dict(...)"``, a
+    ``learning_rate`` of ``"lin_<value>"`` as a linear schedule from ``value`` to 0; other values as they are."""
+    if key == "policy_kwargs" and isinstance(value, str):
+        return eval(value, {"dict": dict})
+    if key == "learning_rate" and isinstance(value, str):
+        from stable_baselines3.common.utils import LinearSchedule
+
+        kind, _, initial = value.partition("_")
+        if kind != "lin":
+            raise ValueError(f"learning_rate {value!r}: supported are a number and 'lin_<initial value>'")
+        return LinearSchedule(float(initial), 0.0, 1.0)
+    return value
 
 
 def is_atari_id(env_id: str) -> bool:
