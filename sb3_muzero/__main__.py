@@ -78,6 +78,11 @@ def main(argv: Optional[list[str]] = None) -> float:
     atari = _is_atari(args.env)
     th.set_num_threads(args.threads or (th.get_num_threads() if atari else 1))
     settings = muzero_settings(args.env)
+    if settings.env_options and not atari:  # Atari's wrapper and frame stack are what make_atari_vec_env does
+        raise SystemExit(
+            f"The {settings.section!r} section of muzero.yml sets {sorted(settings.env_options)}, which python -m sb3_muzero "
+            f"does not apply; train this env with python -m rl_zoo3.train --algo muzero --env {args.env}"
+        )
     n_timesteps = args.n_timesteps or settings.n_timesteps
     print(f"MuZero on {args.env}: {n_timesteps:,} env steps, {settings.n_envs} envs, section {settings.section!r} "
           f"of muzero.yml, seed {args.seed}", flush=True)  # fmt: skip

@@ -73,3 +73,15 @@ def test_settings_read_rl_zoo3_linear_schedules_and_refuse_other_strings(tmp_pat
     path.write_text("CartPole-v1:\n  n_timesteps: 100\n  policy: MlpPolicy\n  learning_rate: exp_2e-3\n")
     with pytest.raises(ValueError, match="learning_rate 'exp_2e-3': supported are a number and 'lin_<initial value>'"):
         muzero_settings("CartPole-v1", path)
+
+
+def test_main_command_refuses_a_section_with_env_options_it_cannot_apply(monkeypatch):
+    import sb3_muzero.__main__ as main_module
+    import sb3_muzero.hyperparams
+
+    settings = muzero_settings("CartPole-v1")
+    settings.env_options = {"normalize": True}
+    monkeypatch.setattr(sb3_muzero.hyperparams, "muzero_settings", lambda env_id: settings)
+    with pytest.raises(SystemExit, match=r"sets \['normalize'\], which python -m sb3_muzero does not apply; train this env "
+                       r"with python -m rl_zoo3.train --algo muzero --env CartPole-v1"):  # fmt: skip
+        main_module.main(["-n", "10"])

@@ -1,7 +1,6 @@
 """rl-zoo3 and Optuna with MuZero: the commands users type (run in subprocesses of this interpreter, so through
 the start-up hook this environment has installed), and the pieces behind them."""
 
-import ast
 import importlib
 import json
 import os
@@ -18,13 +17,12 @@ from stable_baselines3.common.env_util import make_atari_env, make_vec_env
 from stable_baselines3.common.vec_env import VecFrameStack
 
 from sb3_muzero import MuZero
+from sb3_muzero.hyperparams import muzero_settings
 from sb3_muzero.zoo import HYPERPARAMS_PATH, convert_muzero_params, hook, registration, sample_muzero_params
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("default", "atari", "Acrobot-v1", "MountainCar-v0", "CartPole-v1")
 # Keys of a section that rl-zoo3 consumes itself instead of passing them to MuZero(...).
-ZOO_KEYS = set("n_envs n_timesteps policy policy_kwargs env_wrapper vec_env_wrapper frame_stack normalize callback".split())
-ZOO_KEYS |= {"env_kwargs", "monitor_kwargs"}
 HOOK_MISSING = (
     "rl-zoo3 does not know --algo muzero in this environment: the start-up hook (sb3_muzero_zoo_hook.pth in "
     "site-packages) is missing or broken; install this checkout with `pip install -e .`"
@@ -172,28 +170,23 @@ def test_the_package_and_the_checkout_share_one_hyperparameter_file():
     assert set(SECTIONS) <= set(load_sections())
 
 
-def muzero_kwargs(section: dict) -> dict:
-    kwargs = {key: value for key, value in section.items() if key not in ZOO_KEYS}
-    kwargs["policy_kwargs"] = eval(section.get("policy_kwargs", "None"), {"dict": dict, **ast.__dict__}) or {}
-    return kwargs
-
-
 @pytest.mark.parametrize("name, env_id", [("default", "CartPole-v1"), *((env_id, env_id) for env_id in SECTIONS[2:])])
 def test_every_classic_control_section_builds_a_model(name, env_id):
-    section = load_sections()[name]
-    model = MuZero(section["policy"], make_vec_env(env_id, n_envs=2), **muzero_kwargs(section))
-    assert model.num_simulations == section.get("num_simulations", 50)
+    settings = muzero_settings("Pendulum-v1" if name == "default" else env_id, HYPERPARAMS_PATH)
+    assert settings.section == name
+    model = MuZero(settings.policy, make_vec_env(env_id, n_envs=2), **settings.kwargs)
+    assert model.num_simulations == load_sections()[name].get("num_simulations", 50)
 
 
 def test_the_atari_section_builds_a_model_on_stacked_frames():
     import ale_py
 
     gym.register_envs(ale_py)
-    section = load_sections()["atari"]
-    assert section["env_wrapper"] == ["stable_baselines3.common.atari_wrappers.AtariWrapper"]
-    env = VecFrameStack(make_atari_env("BreakoutNoFrameskip-v4", n_envs=1), n_stack=section["frame_stack"])
-    model = MuZero(section["policy"], env, **muzero_kwargs(section))
-    assert model.replay_buffer.frame_stack == section["frame_stack"]
+    settings = muzero_settings("BreakoutNoFrameskip-v4", HYPERPARAMS_PATH)
+    assert settings.env_options["env_wrapper"] == ["stable_baselines3.common.atari_wrappers.AtariWrapper"]
+    env = VecFrameStack(make_atari_env("BreakoutNoFrameskip-v4", n_envs=1), n_stack=settings.env_options["frame_stack"])
+    model = MuZero(settings.policy, env, **settings.kwargs)
+    assert model.replay_buffer.frame_stack == settings.env_options["frame_stack"]
 
 
 def test_the_sampler_samples_what_matters_for_muzero_and_the_converter_reproduces_it():

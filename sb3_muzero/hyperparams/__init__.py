@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 HYPERPARAMS_FILE = Path(__file__).with_name("muzero.yml")
-# rl-zoo3 keys that describe how to build the env, not MuZero arguments.
-ENV_KEYS = ("env_wrapper", "frame_stack")
+# rl-zoo3 keys that describe how to build the envs or run the experiment, not MuZero arguments.
+ENV_KEYS = ("env_wrapper", "frame_stack", "normalize", "vec_env_wrapper", "callback", "env_kwargs", "monitor_kwargs")
 
 
 @dataclass
@@ -31,7 +31,7 @@ def muzero_settings(env_id: str, path: Optional[Path] = None) -> MuZeroSettings:
 
     ``policy_kwargs`` written as a string (``"dict(net_arch=[128])"``, rl-zoo3's format) is evaluated and a
     ``learning_rate`` written ``lin_<value>`` becomes a linear schedule from ``value`` to 0, as rl-zoo3 does;
-    ``env_wrapper`` and ``frame_stack`` go to ``env_options``.
+    rl-zoo3's env and experiment keys (``env_wrapper``, ``frame_stack``, ``normalize``, ...) go to ``env_options``.
     """
     import yaml
 
