@@ -23,6 +23,8 @@ from typing import Optional
 
 from stable_baselines3.common.callbacks import BaseCallback
 
+from sb3_muzero.hyperparams import is_atari_id, muzero_settings
+
 DEFAULT_ENV = "CartPole-v1"
 
 
@@ -40,7 +42,12 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--final-eval-episodes", type=int, default=10, help="episodes of the final evaluation")
     parser.add_argument("--save-path", default=None, help="where to save the model (default: muzero_<env>.zip)")
     args = parser.parse_args(argv)
-    if ":" not in args.env and not _is_atari(args.env):
+    for option, value, smallest in (("-n", args.n_timesteps, 1), ("--eval-freq", args.eval_freq, 0),
+                                    ("--eval-episodes", args.eval_episodes, 1),
+                                    ("--final-eval-episodes", args.final_eval_episodes, 1)):  # fmt: skip
+        if value is not None and value < smallest:
+            parser.error(f"{option} must be >= {smallest}, got {value}")
+    if ":" not in args.env and not is_atari_id(args.env):
         import gymnasium
 
         try:
@@ -48,12 +55,6 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         except gymnasium.error.Error as error:
             parser.error(f"--env {args.env!r}: {error}")
     return args
-
-
-def _is_atari(env_id: str) -> bool:
-    from sb3_muzero.hyperparams import is_atari_id
-
-    return is_atari_id(env_id)
 
 
 def make_env(env_id: str, n_envs: int, seed: int, atari: bool):
@@ -73,9 +74,8 @@ def main(argv: Optional[list[str]] = None) -> float:
     import torch as th
 
     from sb3_muzero import MuZero
-    from sb3_muzero.hyperparams import muzero_settings
 
-    atari = _is_atari(args.env)
+    atari = is_atari_id(args.env)
     th.set_num_threads(args.threads or (th.get_num_threads() if atari else 1))
     settings = muzero_settings(args.env)
     if settings.env_options and not atari:  # Atari's wrapper and frame stack are what make_atari_vec_env does

@@ -77,11 +77,28 @@ def test_settings_read_rl_zoo3_linear_schedules_and_refuse_other_strings(tmp_pat
 
 def test_main_command_refuses_a_section_with_env_options_it_cannot_apply(monkeypatch):
     import sb3_muzero.__main__ as main_module
-    import sb3_muzero.hyperparams
 
     settings = muzero_settings("CartPole-v1")
     settings.env_options = {"normalize": True}
-    monkeypatch.setattr(sb3_muzero.hyperparams, "muzero_settings", lambda env_id: settings)
+    monkeypatch.setattr(main_module, "muzero_settings", lambda env_id: settings)
     with pytest.raises(SystemExit, match=r"sets \['normalize'\], which python -m sb3_muzero does not apply; train this env "
                        r"with python -m rl_zoo3.train --algo muzero --env CartPole-v1"):  # fmt: skip
         main_module.main(["-n", "10"])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["-n", "0"], "-n must be >= 1, got 0"),
+        (["--eval-freq", "-5"], "--eval-freq must be >= 0, got -5"),
+        (["--eval-episodes", "0"], "--eval-episodes must be >= 1, got 0"),
+        (["--final-eval-episodes", "0"], "--final-eval-episodes must be >= 1, got 0"),
+    ],
+)
+def test_main_command_refuses_bad_numbers_before_training(argv, message, capsys):
+    import sb3_muzero.__main__ as main_module
+
+    with pytest.raises(SystemExit) as exit_info:
+        main_module.parse_args(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
