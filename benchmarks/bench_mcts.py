@@ -13,10 +13,9 @@ per (batch, actions) setting: the median over ``--repeats`` runs after a warm-up
 
 import argparse
 import json
-import statistics
-import time
 
 import numpy as np
+from timing import median_ms
 
 from sb3_muzero.mcts import RecurrentOutput, RootInput, search
 
@@ -72,15 +71,7 @@ def time_search(backend: str, batch_size: int, num_actions: int, sims: int, repe
         )
         np.asarray(result.action)  # the actions are on the host when search returns
 
-    run_once()  # warm-up: compilation and caches
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        run_once()
-        synchronize(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    return median_ms(run_once, repeats, device)  # the warm-up run compiles and fills the caches
 
 
 def gpu_ready() -> bool:
@@ -89,14 +80,6 @@ def gpu_ready() -> bool:
     from sb3_muzero.mcts.backends import cuda_available
 
     return th.cuda.is_available() and cuda_available()
-
-
-def synchronize(device: str) -> None:
-    """Wait for the GPU's queued work, so that a timed region holds all of it and nothing before it."""
-    if device != "cpu":
-        import torch as th
-
-        th.cuda.synchronize()
 
 
 def main() -> None:

@@ -11,11 +11,10 @@ one JSON line per case.
 
 import argparse
 import json
-import statistics
-import time
 
 import numpy as np
 from gymnasium import spaces
+from timing import median_ms
 
 from sb3_muzero.replay import MuZeroReplayBuffer
 
@@ -50,13 +49,7 @@ def filled_replay(size: int, rng: np.random.Generator) -> MuZeroReplayBuffer:
 
 def time_sample(replay: MuZeroReplayBuffer, batch: int, with_next: bool, repeats: int, rng: np.random.Generator) -> float:
     """Median milliseconds of one ``sample`` call."""
-    replay.sample(batch, 5, 10, 0.4, rng, with_next_observations=with_next)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        replay.sample(batch, 5, 10, 0.4, rng, with_next_observations=with_next)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    return median_ms(lambda: replay.sample(batch, 5, 10, 0.4, rng, with_next_observations=with_next), repeats)
 
 
 def main() -> None:

@@ -21,33 +21,13 @@ the network (selection, expansion, backup, gathering latents, moving the actions
 
 import argparse
 import json
-import statistics
-import time
-from typing import Callable
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from timing import median_ms
 
 from sb3_muzero import CnnPolicy
-
-
-def median_ms(run: Callable[[], None], device: th.device, repeats: int) -> float:
-    """Median wall-clock milliseconds of ``run()`` after one warm-up, the device synchronised around each run."""
-    run()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        run()
-        synchronize(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
-
-
-def synchronize(device: th.device) -> None:
-    if device.type == "cuda":
-        th.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -88,8 +68,8 @@ def main() -> None:
         policy.run_search(observation, temperature=1.0, add_noise=True)
 
     with th.inference_mode():
-        network_ms = median_ms(network_only, device, args.repeats)
-        search_ms = median_ms(full_search, device, args.repeats)
+        network_ms = median_ms(network_only, args.repeats, device)
+        search_ms = median_ms(full_search, args.repeats, device)
     from sb3_muzero.mcts.backends import get_backend
 
     backend = get_backend("auto", observation).__name__.rsplit(".", 1)[-1]
