@@ -1,1 +1,1 @@
-"""Pieces shared by the algorithm: files on disk, generator states, checkpoints, checks of env outputs."""
+"""Pieces shared by the algorithm: files on disk, generator states, checkpoints, checks of env outputs and numbers."""

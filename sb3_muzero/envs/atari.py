@@ -62,6 +62,8 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
+from sb3_muzero.common.numbers import is_int
+
 ATARI_ENTRY_POINT = "ale_py.env:AtariEnv"
 SUPPORTED_ID_FORMS = "'<Game>NoFrameskip-v4' (e.g. 'BreakoutNoFrameskip-v4') or 'ALE/<Game>-v5' (e.g. 'ALE/Breakout-v5')"
 # ALE seeds and frame counters are C ints; seed -1 asks ale-py to keep an env's random state.
@@ -203,7 +205,7 @@ def parse_options(options: dict[str, Any], game: AtariGame) -> AtariOptions:
 
 
 def _check_int(name: str, value: Any, minimum: int, maximum: Optional[int] = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not is_int(value):
         raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
     if value < minimum or (maximum is not None and value > maximum):
         bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
@@ -245,7 +247,7 @@ def make_atari_vec_env(env_id: str, n_envs: int, seed: Optional[int] = None, **o
     """
     game = resolve_atari_id(env_id)
     _check_int("n_envs", n_envs, minimum=1)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+    if seed is not None and not is_int(seed):
         raise TypeError(f"seed must be an int or None, got {seed!r} ({type(seed).__name__})")
     env = AtariVecEnv(game, int(n_envs), parse_options(options, game))
     if seed is not None:

@@ -67,6 +67,7 @@ from typing import Optional
 
 import numpy as np
 
+from sb3_muzero.common.numbers import is_int
 from sb3_muzero.mcts.backends import get_backend
 from sb3_muzero.mcts.latents import LatentStore
 from sb3_muzero.mcts.types import RecurrentFn, RootInput, SearchResult
@@ -146,7 +147,7 @@ def check_search_arguments(
     temperature: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Refuse what the search does not support; return the root logits [B, A] and value [B] as float64."""
-    if isinstance(num_simulations, bool) or not isinstance(num_simulations, (int, np.integer)) or num_simulations < 1:
+    if not is_int(num_simulations) or num_simulations < 1:
         raise ValueError(f"num_simulations must be an integer >= 1, got {num_simulations!r}")
     if not 0.0 < discount <= 1.0:
         raise ValueError(

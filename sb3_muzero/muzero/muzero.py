@@ -12,6 +12,7 @@ from stable_baselines3.common.utils import LinearSchedule, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStack, VecTransposeImage
 
 from sb3_muzero.common.nonfinite import NONFINITE_MODES, searchable_observations, steps_to_store
+from sb3_muzero.common.numbers import is_int
 from sb3_muzero.mcts.backends import BACKENDS
 from sb3_muzero.mcts.search import to_numpy
 from sb3_muzero.muzero.augmentation import augment, check_augmentations
@@ -250,7 +251,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
     def _check_hyperparameters(self) -> None:
         for name, minimum in INTEGER_MINIMUMS.items():
             value = getattr(self, name)
-            if not (_is_int(value) and value >= minimum):
+            if not (is_int(value) and value >= minimum):
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
         for name, (low, high, low_open) in REAL_INTERVALS.items():
             value = getattr(self, name)
@@ -561,10 +562,6 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
 def _cross_entropy(logits: th.Tensor, target_distribution: th.Tensor) -> th.Tensor:
     """Per-sample cross-entropy of logits [B, A] against target distributions [B, A]."""
     return -(target_distribution * th.log_softmax(logits, dim=-1)).sum(-1)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def detect_frame_stack(env: Optional[VecEnv]) -> int:
