@@ -21,8 +21,13 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import gymnasium
+import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
 
+from sb3_muzero import MuZero, make_atari_vec_env
 from sb3_muzero.hyperparams import is_atari_id, muzero_settings
 
 DEFAULT_ENV = "CartPole-v1"
@@ -48,8 +53,6 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         if value is not None and value < smallest:
             parser.error(f"{option} must be >= {smallest}, got {value}")
     if ":" not in args.env and not is_atari_id(args.env):
-        import gymnasium
-
         try:
             gymnasium.spec(args.env)
         except gymnasium.error.Error as error:
@@ -60,21 +63,13 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 def make_env(env_id: str, n_envs: int, seed: int, atari: bool):
     """The training (or evaluation) VecEnv: ale-py's vector env for Atari ids, else SB3's ``make_vec_env``."""
     if atari:
-        from sb3_muzero import make_atari_vec_env
-
         return make_atari_vec_env(env_id, n_envs=n_envs, seed=seed)
-    from stable_baselines3.common.env_util import make_vec_env
-
     return make_vec_env(env_id, n_envs=n_envs, seed=seed)
 
 
 def main(argv: Optional[list[str]] = None) -> float:
     """Train, save and evaluate; returns the final evaluation's mean return (of the best model, if evaluated)."""
     args = parse_args(argv)
-    import torch as th
-
-    from sb3_muzero import MuZero
-
     atari = is_atari_id(args.env)
     th.set_num_threads(args.threads or (th.get_num_threads() if atari else 1))
     settings = muzero_settings(args.env)
@@ -109,8 +104,6 @@ def main(argv: Optional[list[str]] = None) -> float:
 
 def report(model, env, n_episodes: int, label: str) -> float:
     """Print ``label`` and the mean +/- std of ``n_episodes`` deterministic episodes of ``model`` in ``env``."""
-    from stable_baselines3.common.evaluation import evaluate_policy
-
     mean, std = evaluate_policy(model, env, n_eval_episodes=n_episodes, deterministic=True)
     print(f"{label}: evaluation over {n_episodes} episodes (deterministic): {mean:.2f} +/- {std:.2f}", flush=True)
     return float(mean)
@@ -119,7 +112,7 @@ def report(model, env, n_episodes: int, label: str) -> float:
 class EvaluateAndReport(BaseCallback):
     """Every ``eval_freq`` env steps: print the mean training return and a deterministic evaluation over
     ``n_episodes`` episodes; save the model to ``best_path`` when that evaluation is the best so far
-    (as rl-zoo3 keeps ``best_model.zip``). ``eval_freq`` 0: no evaluation, the progress lines only at the end."""
+    (as rl-zoo3 keeps ``best_model.zip``). ``eval_freq`` 0: no evaluations and no progress lines."""
 
     def __init__(self, eval_env, eval_freq: int, n_episodes: int, best_path: Path):
         super().__init__()
@@ -132,8 +125,6 @@ class EvaluateAndReport(BaseCallback):
         if self.eval_freq <= 0 or self.num_timesteps < self.next_eval:
             return True
         self.next_eval += self.eval_freq
-        from stable_baselines3.common.evaluation import evaluate_policy
-
         returns = [info["r"] for info in self.model.ep_info_buffer]
         training = f"{sum(returns) / len(returns):.1f}" if returns else "n/a"
         mean, std = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.n_episodes, deterministic=True)

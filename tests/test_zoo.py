@@ -22,7 +22,6 @@ from sb3_muzero.zoo import HYPERPARAMS_PATH, convert_muzero_params, hook, regist
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("default", "atari", "Acrobot-v1", "MountainCar-v0", "CartPole-v1")
-# Keys of a section that rl-zoo3 consumes itself instead of passing them to MuZero(...).
 HOOK_MISSING = (
     "rl-zoo3 does not know --algo muzero in this environment: the start-up hook (sb3_muzero_zoo_hook.pth in "
     "site-packages) is missing or broken; install this checkout with `pip install -e .`"

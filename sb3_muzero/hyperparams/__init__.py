@@ -66,5 +66,9 @@ def zoo_value(key: str, value: Any) -> Any:
 
 
 def is_atari_id(env_id: str) -> bool:
-    """rl-zoo3's test: ``*NoFrameskip-v4`` and ``ALE/*`` ids are Atari games."""
+    """Whether ``env_id`` has one of the Atari id forms ``make_atari_vec_env`` takes (``*NoFrameskip-v4``, ``ALE/*``).
+
+    Decided from the name, without importing ale-py; rl-zoo3 itself checks the env's registered entry point,
+    which for these ids is ale-py's ``AtariEnv``.
+    """
     return "NoFrameskip" in env_id or env_id.startswith("ALE/")

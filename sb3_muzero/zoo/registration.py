@@ -28,8 +28,10 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+from sb3_muzero.hyperparams import HYPERPARAMS_FILE
+
 ALGO = "muzero"
-HYPERPARAMS_PATH = Path(__file__).parent.parent / "hyperparams" / "muzero.yml"
+HYPERPARAMS_PATH = HYPERPARAMS_FILE  # the package's muzero.yml, read by rl-zoo3 without -conf
 DEFAULT_NUM_THREADS = 1
 DEFAULT_EVALUATIONS = 10
 MARKER = "_sb3_muzero_patched"
