@@ -121,7 +121,8 @@ def test_priors_differ_from_numba_by_a_few_ulps_at_most():
     device = th.device("cuda", th.cuda.current_device())
     gpu_tree = cuda.new_tree(batch_size, num_simulations + 1, num_actions, device=device)  # the buffers the search used
     cpu_tree = cpu.new_tree(batch_size, num_simulations + 1, num_actions)
-    np.testing.assert_array_max_ulp(cuda.to_numpy(gpu_tree.kernel_tree.arrays.children_prior), cpu_tree.children_prior, 16)
+    gpu_priors = cuda.to_numpy(gpu_tree.kernel_tree.arrays.unvisited_prior)  # priors, -1 (visited) and pending logits
+    np.testing.assert_array_max_ulp(gpu_priors, cpu_tree.unvisited_prior, 16)
 
 
 def test_results_are_device_tensors_and_host_actions():

@@ -19,6 +19,7 @@ import pytest
 
 from sb3_muzero.mcts import Tree, kernels, reference, search
 from sb3_muzero.mcts.backends import cpu
+from sb3_muzero.mcts.types import NODE_DTYPE, PRIORS_PENDING, VISITED_DTYPE
 from tests.host_kernels import HostDevice, HostKernelBackend, gxx, kernel_signatures, struct_fields
 from tests.mcts_models import Float32Model, HashModel
 from tests.test_mcts import DISCOUNT, GOLDEN_GRID, random_legal_mask
@@ -105,34 +106,25 @@ def test_host_kernels_read_float32_outputs_like_numba(monkeypatch, host_backend,
 @needs_gxx
 @pytest.mark.parametrize("num_actions, masked", [(4, True), (18, False)])
 def test_host_kernels_build_the_same_trees_as_numba(monkeypatch, host_backend, num_actions, masked):
-    """Every node's row, not just the root's: priors, links, statistics, candidates and Q range."""
+    """Every node, not just the root: statistics, links, visited slots, priors (and pending logits), Q range."""
     batch_size, num_simulations = 9, 40
     model = HashModel(num_actions, seed=77)
     legal = random_legal_mask(np.random.default_rng(1), batch_size, num_actions) if masked else None
     run_three(monkeypatch, host_backend, model, batch_size, num_simulations, legal, 0.25)
     host = host_backend.last_tree.arrays
     numba = cpu.new_tree(batch_size, num_simulations + 1, num_actions)  # the buffer the last CPU search used
-    for field in (
-        "node_visits",
-        "node_value_sum",
-        "node_reward",
-        "parent",
-        "action_from_parent",
-        "children_index",
-        "children_prior",
-        "num_visited",
-        "best_unvisited",
-        "root_legal",
-        "min_max",
-        "leaf_parent",
-        "leaf_action",
-    ):
-        np.testing.assert_array_equal(getattr(host, field), getattr(numba, field), err_msg=field)  # fmt: skip
-    visited = numba.children_index >= 0
-    for field in ("children_visits", "children_q", "children_prior_term"):
-        np.testing.assert_array_equal(getattr(host, field)[visited], getattr(numba, field)[visited], err_msg=field)
-    in_order = np.arange(num_actions) < numba.num_visited[..., None]
-    np.testing.assert_array_equal(host.visited_actions[in_order], numba.visited_actions[in_order])
+    host_nodes = kernels.as_records(host.nodes, NODE_DTYPE)
+    fields = [name for name in NODE_DTYPE.names if name != "unused"]
+    assert (numba.nodes["best_unvisited"] == PRIORS_PENDING).any()  # some nodes were never selected through
+    for field in fields:
+        np.testing.assert_array_equal(host_nodes[field], numba.nodes[field], err_msg=field)
+    for field in ("unvisited_prior", "min_max", "leaf_parent", "leaf_action"):
+        np.testing.assert_array_equal(getattr(host, field), getattr(numba, field), err_msg=field)
+    in_use = np.arange(num_actions) < numba.nodes["num_visited"][..., None]  # [B, N, A] slots in use
+    assert in_use[:, 0].sum() > batch_size  # roots with several visited children
+    host_visited = kernels.as_records(host.visited, VISITED_DTYPE)
+    for field in VISITED_DTYPE.names:
+        np.testing.assert_array_equal(host_visited[field][in_use], numba.visited[field][in_use], err_msg=field)
 
 
 @needs_gxx
@@ -191,14 +183,34 @@ def test_host_device_refuses_arguments_that_do_not_match_the_kernel(host_backend
 
 def test_tree_arrays_struct_follows_the_tree_layout():
     """The kernels read the address table in Tree's field order, with the element types of TREE_LAYOUT."""
-    c_types = {np.int32: "int*", np.float64: "double*", np.bool_: "bool*", np.int64: "long long*"}
+    c_types = {np.int32: "int*", np.float64: "double*", np.int64: "long long*"}
+    c_types.update({NODE_DTYPE: "Node*", VISITED_DTYPE: "VisitedChild*"})
     fields = struct_fields(SOURCE, "TreeArrays")
     assert [name for _, name in fields] == list(Tree._fields) == list(kernels.TREE_LAYOUT)
-    assert [c_type for c_type, _ in fields] == [c_types[dtype] for dtype, _ in kernels.TREE_LAYOUT.values()]
+    assert [c_type for c_type, _ in fields] == [c_types[dtype.type if dtype.fields is None else dtype]
+                                                for dtype, _ in kernels.TREE_LAYOUT.values()]  # fmt: skip
     tree = cpu.new_tree(2, 3, 4)
     assert {name: getattr(tree, name).dtype for name in Tree._fields} == {
-        name: np.dtype(dtype) for name, (dtype, _) in kernels.TREE_LAYOUT.items()
+        name: dtype for name, (dtype, _) in kernels.TREE_LAYOUT.items()
     }
+    assert re.search(r"const int PRIORS_PENDING = (-?\d+);", SOURCE).group(1) == str(PRIORS_PENDING)
+
+
+@pytest.mark.parametrize("struct, dtype", [("Node", NODE_DTYPE), ("VisitedChild", VISITED_DTYPE)])
+def test_record_structs_match_the_record_dtypes(struct, dtype):
+    """search.cu's structs declare the fields of the numpy record dtypes, in order and with the same types, so
+    that the aligned layouts (offsets and size) agree."""
+    c_types = {np.dtype(np.float64): "double", np.dtype(np.int32): "int"}
+    declared = re.findall(
+        r"^\s*(\w+) (\w+)(\[\d+\])?;", re.search(rf"struct {struct} \{{(.*?)\}};", SOURCE, re.S).group(1), re.M
+    )
+    expected = []
+    for name in dtype.names:
+        field_type = dtype.fields[name][0]
+        base, shape = (field_type.base, field_type.shape) if field_type.shape else (field_type, ())
+        expected.append((c_types[base], name, f"[{shape[0]}]" if shape else ""))
+    assert declared == expected
+    assert dtype.isalignedstruct and dtype.itemsize == {"Node": 64, "VisitedChild": 24}[struct]
 
 
 def test_kernel_source_declares_the_launched_kernels_and_needs_no_header():

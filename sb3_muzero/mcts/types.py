@@ -11,6 +11,39 @@ import numpy as np
 
 Array = Any  # numpy array or torch tensor (on the CUDA backend, a torch tensor on the GPU)
 
+# Node.best_unvisited of a node whose priors are not computed yet (search.cu defines the same value).
+PRIORS_PENDING = -2
+
+# One node of a tree, in one 64-byte cache line (search.cu's struct Node, field for field).
+NODE_DTYPE = np.dtype(
+    [
+        ("value_sum", np.float64),  # W(node): sum of the returns backed up through the node
+        ("reward", np.float64),  # r(node): reward of the transition from the parent into the node
+        ("prior", np.float64),  # P(parent, a) of the action a that leads to the node (0 for the root)
+        ("best_unvisited_prior", np.float64),  # the prior of best_unvisited (-1 if none or pending)
+        ("visits", np.int32),  # N(node)
+        ("parent", np.int32),  # parent node index (-1 for the root)
+        ("slot_in_parent", np.int32),  # the node's slot in its parent's row of Tree.visited (-1 for the root)
+        ("num_visited", np.int32),  # number of visited children: the slots in use in the node's row of Tree.visited
+        # the (legal) unvisited child of largest prior, lowest index on ties; -1 if none; PRIORS_PENDING while
+        # the node's row of Tree.unvisited_prior holds logits
+        ("best_unvisited", np.int32),
+        ("unused", np.int32, (3,)),
+    ],
+    align=True,
+)
+
+# A visited child, kept in its parent's row in order of first visit (search.cu's struct VisitedChild).
+VISITED_DTYPE = np.dtype(
+    [
+        ("q", np.float64),  # Q(node, a) = r(child) + discount * W(child) / N(child)
+        ("prior_term", np.float64),  # P(node, a) / (1 + N(child)): the PUCT prior term before exploration
+        ("action", np.int32),  # a
+        ("child", np.int32),  # the child's node index
+    ],
+    align=True,
+)
+
 
 class RootInput(NamedTuple):
     """The network's initial inference for every tree of the batch."""
@@ -49,39 +82,33 @@ class SearchResult(NamedTuple):
 class Tree(NamedTuple):
     """Dense storage of a batch of search trees (numpy arrays on the CPU, CuPy arrays on the GPU).
 
-    As in mctx, the statistics of a node's children are also kept in the node's own row
-    (``children_*``, ``[B, N, A]``), so that selection reads one row per node. Selection scores only
-    the visited children and the best unvisited one (see :mod:`sb3_muzero.mcts.backends.cpu`), hence
-    ``visited_actions`` and ``best_unvisited``. A node's row is written when the node is created;
-    rows of nodes that do not exist yet hold garbage.
+    Every node is one record of ``nodes`` (``NODE_DTYPE``, a cache line). A node's visited children are
+    kept in the node's own row of ``visited``, in order of first visit: slot ``k`` (``VISITED_DTYPE``,
+    slots ``0 .. num_visited - 1`` in use) holds the k-th visited child's action, node index, Q and PUCT
+    prior term, so that selection reads one row per node and never looks a child up by action.
+    Selection scores only the visited children and the best unvisited one (see
+    :mod:`sb3_muzero.mcts.backends.cpu`). A new node's priors are computed when selection first passes
+    through it: until then its row of ``unvisited_prior`` holds the model's logits and its
+    ``best_unvisited`` is ``PRIORS_PENDING``. A node is written when it is created; nodes that do not
+    exist yet, and slots not in use, hold garbage.
     """
 
-    node_visits: Array  # [B, N] int32, N(node)
-    node_value_sum: Array  # [B, N] float64, W(node): sum of the returns backed up through the node
-    node_reward: Array  # [B, N] float64, r(node): reward of the transition from the parent into the node
-    parent: Array  # [B, N] int32, parent node index (-1 for the root)
-    action_from_parent: Array  # [B, N] int32, action that leads from the parent to the node (-1 for the root)
-    children_index: Array  # [B, N, A] int32, node index of each child, -1 if not expanded
-    children_prior: Array  # [B, N, A] float64, P(node, a)
-    children_visits: Array  # [B, N, A] int32, N(child), 0 if not expanded
-    children_q: Array  # [B, N, A] float64, Q(node, a) = r(child) + discount * W(child) / N(child), 0 if unvisited
-    children_prior_term: Array  # [B, N, A] float64, P(node, a) / (1 + N(child)): the PUCT prior term before exploration
-    visited_actions: Array  # [B, N, A] int32, actions of the visited children, in order of first visit
-    num_visited: Array  # [B, N] int32, number of visited children
-    best_unvisited: Array  # [B, N] int32, the (legal) unvisited child of largest prior, lowest index on ties; -1 if none
-    root_legal: Array  # [B, A] bool, legal actions at the root
+    nodes: Array  # [B, N] NODE_DTYPE, the statistics and links of every node
+    visited: Array  # [B, N, A] VISITED_DTYPE, slot k: the k-th visited child of the node
+    unvisited_prior: Array  # [B, N, A] float64, P(node, a) while child a is unvisited (and, at the root, legal),
+    #                         -1 once visited (or illegal); the model's logits while the node's priors are pending
     min_max: Array  # [B, 2] float64, smallest and largest Q backed up in the tree so far
     leaf_parent: Array  # [B] int32, output of selection: the node whose child gets expanded
     leaf_action: Array  # [B] int64, output of selection: the action leading to the new node
 
     @property
     def batch_size(self) -> int:
-        return self.node_visits.shape[0]
+        return self.nodes.shape[0]
 
     @property
     def num_nodes(self) -> int:
-        return self.node_visits.shape[1]
+        return self.nodes.shape[1]
 
     @property
     def num_actions(self) -> int:
-        return self.children_index.shape[2]
+        return self.unvisited_prior.shape[2]

@@ -7,16 +7,25 @@ The kernels run on one thread and release the GIL. There are two: one writes the
 the first leaves, the other runs one simulation step per call (expand the selected leaves with the
 model's output, back the values up, select the next leaves), so a simulation costs one call.
 
-Two things make selection cheap without changing its result:
+What makes a simulation cheap without changing its result:
 
 - Only the candidates are scored: the visited children, and the unvisited child of largest prior
   (``best_unvisited``). Every unvisited child scores ``exploration * P``, so no other unvisited child
   can win, and the candidates give the same argmax as scoring every child. (The one exception needs
   two priors so close that multiplying them by the exploration factor rounds both to the same
   float64: the full scan would then pick the lower index, the shortcut the larger prior.)
+- A node is one cache line, and its visited children sit in its own row of ``visited`` in order of
+  first visit, so walking down reads a node and the first slots of its row, without looking children
+  up by action, and backing up writes the parent's slot the child knows (``slot_in_parent``).
+- A new node keeps the model's logits; its priors (softmax, best unvisited child) are computed when
+  selection first passes through it, so leaves that it never passes through again (about a third
+  of the nodes in ``benchmarks/bench_mcts.py``'s searches) cost no ``exp``.
 - What does not change while walking down is computed once: ``exploration(N)`` comes from a table
   built per search, the reciprocal of the min-max range once per tree, and ``P / (1 + N(child))`` is
   stored per visited child and refreshed during backup.
+
+The kernels take the tree's arrays one by one (``*tree``), which Numba unboxes several times faster
+than a named tuple: a call per simulation makes that count on small batches.
 """
 
 import math
@@ -26,22 +35,22 @@ import numba
 import numpy as np
 
 from sb3_muzero.mcts.search import choose_action as choose_action_from_visits
-from sb3_muzero.mcts.types import Tree
+from sb3_muzero.mcts.types import NODE_DTYPE, PRIORS_PENDING, VISITED_DTYPE, Tree
 from sb3_muzero.mcts.workspace import reusable
 
 ON_DEVICE = False  # trees in host memory: init_roots takes the driver's checked host copies of the root
 
 _JIT_OPTIONS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
-# Helpers are inlined into the kernels: a call that passes the whole tree would copy every array
-# descriptor and update every reference count, which costs more than the helper's work.
+# Helpers work on one tree's rows (``nodes`` [N], ``visited`` [N, A], ``unvisited_prior`` [N, A],
+# ``min_max`` [2]) and are inlined into the kernels.
 _INLINE = dict(inline="always", **_JIT_OPTIONS)
 
 
 @numba.njit(**_INLINE)
-def _write_priors(logits, legal, is_root, prior) -> int:
-    """prior[a] = softmax of logits over the legal actions (all actions unless ``is_root``), 0 for illegal ones.
+def _softmax(logits, legal, is_root, prior) -> None:
+    """prior[a] = softmax of logits over the legal actions (all actions unless ``is_root``), -1 for illegal ones.
 
-    ``[A] -> [A]``; returns the legal action of largest prior, lowest index on ties.
+    ``[A] -> [A]``; ``prior`` may be ``logits`` itself (``legal`` is read only at the root).
     """
     num_actions = logits.shape[0]
     largest = -math.inf
@@ -54,77 +63,66 @@ def _write_priors(logits, legal, is_root, prior) -> int:
             prior[a] = math.exp(logits[a] - largest)
             total += prior[a]
         else:
-            prior[a] = 0.0
+            prior[a] = -1.0
     inverse_total = 1.0 / total
-    best_action = -1
-    best_prior = -1.0
     for a in range(num_actions):
-        prior[a] = prior[a] * inverse_total
-        if (not is_root or legal[a]) and prior[a] > best_prior:
-            best_prior = prior[a]
-            best_action = a
-    return best_action
+        if not is_root or legal[a]:
+            prior[a] = prior[a] * inverse_total
 
 
 @numba.njit(**_INLINE)
-def _find_best_unvisited(tree, b, node) -> None:
-    """Set ``best_unvisited`` of ``node``: the unvisited (at the root: legal) child of largest prior, or -1."""
+def _find_best_unvisited(node, unvisited_prior) -> None:
+    """Set ``best_unvisited`` of the ``node`` record and its prior from the node's ``unvisited_prior`` [A]:
+    the unvisited (legal) child of largest prior, lowest index on ties, or -1."""
     best_action = -1
-    best_prior = -1.0  # below every prior
-    for a in range(tree.children_index.shape[2]):
-        unvisited = tree.children_index[b, node, a] < 0 and (node != 0 or tree.root_legal[b, a])
-        prior = tree.children_prior[b, node, a] if unvisited else -1.0
-        if prior > best_prior:
-            best_prior = prior
+    best_prior = -1.0  # the prior of visited and illegal children
+    for a in range(unvisited_prior.shape[0]):
+        if unvisited_prior[a] > best_prior:
+            best_prior = unvisited_prior[a]
             best_action = a
-    tree.best_unvisited[b, node] = best_action
+    node.best_unvisited = best_action
+    node.best_unvisited_prior = best_prior
 
 
 @numba.njit(**_INLINE)
-def _create_node(tree, b, node, parent, action, reward, best_child) -> None:
-    """Write the row of a new, unvisited node of tree ``b`` and link it to its parent.
+def _create_node(nodes, visited, unvisited_prior, node, parent, action, reward) -> None:
+    """Write node ``node`` of one tree, unvisited, and link it to the next free slot of its parent (-1: the root).
 
-    The caller writes ``children_prior`` first and passes its best (legal) action as ``best_child``.
-    Children statistics are written when a child is first visited, so only ``children_index`` is reset.
+    The caller writes the node's ``unvisited_prior`` row first: the root's priors, or a new node's logits.
     """
-    tree.parent[b, node] = parent
-    tree.action_from_parent[b, node] = action
-    tree.node_reward[b, node] = reward
-    tree.node_visits[b, node] = 0
-    tree.node_value_sum[b, node] = 0.0
-    tree.num_visited[b, node] = 0
-    tree.best_unvisited[b, node] = best_child
-    for a in range(tree.children_index.shape[2]):
-        tree.children_index[b, node, a] = -1
-    if parent >= 0:
-        tree.children_index[b, parent, action] = node
-        tree.visited_actions[b, parent, tree.num_visited[b, parent]] = action
-        tree.num_visited[b, parent] += 1
-        _find_best_unvisited(tree, b, parent)
+    record = nodes[node]
+    record.parent = parent
+    record.reward = reward
+    record.visits = 0
+    record.value_sum = 0.0
+    record.num_visited = 0
+    if parent < 0:
+        record.slot_in_parent = -1
+        record.prior = 0.0
+        _find_best_unvisited(record, unvisited_prior[node])
+        return
+    record.best_unvisited = PRIORS_PENDING
+    record.best_unvisited_prior = -1.0
+    parent_record = nodes[parent]
+    slot = parent_record.num_visited
+    record.slot_in_parent = slot
+    record.prior = unvisited_prior[parent, action]
+    visited[parent, slot].action = action
+    visited[parent, slot].child = node
+    parent_record.num_visited = slot + 1
+    unvisited_prior[parent, action] = -1.0
+    _find_best_unvisited(parent_record, unvisited_prior[parent])
 
 
 @numba.njit(**_INLINE)
-def _puct_action(tree, b, node, exploration, q_min, q_scale) -> int:
-    """The action of largest PUCT score at ``node`` of tree ``b``, lowest index on ties (see module docstring)."""
-    best_action = tree.best_unvisited[b, node]
-    best_score = -math.inf
-    if best_action >= 0:
-        best_score = exploration * tree.children_prior[b, node, best_action] + 0.0
-    for k in range(tree.num_visited[b, node]):
-        a = tree.visited_actions[b, node, k]
-        value_score = (tree.children_q[b, node, a] - q_min) * q_scale
-        score = exploration * tree.children_prior_term[b, node, a] + value_score
-        better = score > best_score or (score == best_score and a < best_action)
-        best_score = score if better else best_score
-        best_action = a if better else best_action
-    return best_action
+def _select_leaf(nodes, visited, unvisited_prior, min_max, exploration_table) -> tuple[int, int]:
+    """Walk one tree from the root by PUCT to the first unexpanded child; return its parent and action.
 
-
-@numba.njit(**_INLINE)
-def _select_leaf(tree, b, exploration_table) -> None:
-    """Walk tree ``b`` from the root by PUCT to the first unexpanded child; write its parent and action."""
-    q_min = tree.min_max[b, 0]
-    q_max = tree.min_max[b, 1]
+    At each node the action of largest score wins, lowest index on ties (see the module docstring);
+    a node's pending priors are computed on the way.
+    """
+    q_min = min_max[0]
+    q_max = min_max[1]
     if q_max > q_min:
         q_scale = 1.0 / (q_max - q_min)
     else:  # no range yet: every value term is 0
@@ -132,87 +130,109 @@ def _select_leaf(tree, b, exploration_table) -> None:
         q_scale = 0.0
     node = 0
     while True:
-        action = _puct_action(tree, b, node, exploration_table[tree.node_visits[b, node]], q_min, q_scale)
-        child = tree.children_index[b, node, action]
-        if child < 0:
-            break
-        node = child
-    tree.leaf_parent[b] = node
-    tree.leaf_action[b] = action
+        record = nodes[node]
+        if record.best_unvisited == PRIORS_PENDING:
+            _softmax(unvisited_prior[node], unvisited_prior[node], False, unvisited_prior[node])
+            _find_best_unvisited(record, unvisited_prior[node])
+        exploration = exploration_table[record.visits]
+        best_action = record.best_unvisited
+        best_child = -1
+        best_score = -math.inf
+        if best_action >= 0:
+            best_score = exploration * record.best_unvisited_prior + 0.0
+        for k in range(record.num_visited):
+            child = visited[node, k]
+            value_score = (child.q - q_min) * q_scale
+            score = exploration * child.prior_term + value_score
+            if score > best_score or (score == best_score and child.action < best_action):
+                best_score = score
+                best_action = child.action
+                best_child = child.child
+        if best_child < 0:  # the best child is unvisited: the leaf to expand
+            return node, best_action
+        node = best_child
 
 
 @numba.njit(**_INLINE)
-def _backup(tree, b, leaf, value, discount) -> None:
-    """Add the discounted return to every node from ``leaf`` up to the root; widen the Q range of tree ``b``."""
-    q_min = tree.min_max[b, 0]
-    q_max = tree.min_max[b, 1]
+def _backup(nodes, visited, min_max, leaf, value, discount) -> None:
+    """Add the discounted return to every node of one tree from ``leaf`` up to the root; widen its Q range."""
+    q_min = min_max[0]
+    q_max = min_max[1]
     backed_up = value
     node = leaf
     while True:
-        tree.node_value_sum[b, node] += backed_up
-        tree.node_visits[b, node] += 1
+        record = nodes[node]
+        record.value_sum += backed_up
+        record.visits += 1
         if node == 0:
             break
-        reward = tree.node_reward[b, node]
-        visits = tree.node_visits[b, node]
-        q = reward + discount * (tree.node_value_sum[b, node] / visits)
+        reward = record.reward
+        visits = record.visits
+        q = reward + discount * (record.value_sum / visits)
         q_min = min(q_min, q)
         q_max = max(q_max, q)
-        parent = tree.parent[b, node]
-        action = tree.action_from_parent[b, node]
-        tree.children_visits[b, parent, action] = visits
-        tree.children_q[b, parent, action] = q
-        tree.children_prior_term[b, parent, action] = tree.children_prior[b, parent, action] / (1 + visits)
+        slot = visited[record.parent, record.slot_in_parent]
+        slot.q = q
+        slot.prior_term = record.prior / (1 + visits)
         backed_up = reward + discount * backed_up
-        node = parent
-    tree.min_max[b, 0] = q_min
-    tree.min_max[b, 1] = q_max
+        node = record.parent
+    min_max[0] = q_min
+    min_max[1] = q_max
 
 
 @numba.njit(**_JIT_OPTIONS)
-def _init_roots_and_select(tree, prior_logits, root_value, legal, noise, noise_fraction, exploration_table) -> None:
+def _init_roots_and_select(
+    nodes, visited, unvisited_prior, min_max, leaf_parent, leaf_action,
+    prior_logits, root_value, legal, noise, noise_fraction, exploration_table,
+) -> None:  # fmt: skip
     """Write the root (node 0) of every tree, priors with noise and one visit carrying the network value;
     then select the leaves of the first simulation."""
     for b in range(prior_logits.shape[0]):
-        for a in range(prior_logits.shape[1]):
-            tree.root_legal[b, a] = legal[b, a]
-            tree.children_visits[b, 0, a] = 0
-            tree.children_q[b, 0, a] = 0.0
-        best_child = _write_priors(prior_logits[b], legal[b], True, tree.children_prior[b, 0])
-        _create_node(tree, b, 0, -1, -1, 0.0, best_child)
+        _softmax(prior_logits[b], legal[b], True, unvisited_prior[b, 0])
         if noise_fraction > 0.0:
             for a in range(prior_logits.shape[1]):
                 if legal[b, a]:
-                    mixed = tree.children_prior[b, 0, a] * (1.0 - noise_fraction) + noise[b, a] * noise_fraction
-                    tree.children_prior[b, 0, a] = mixed
-            _find_best_unvisited(tree, b, 0)
-        tree.node_visits[b, 0] = 1
-        tree.node_value_sum[b, 0] = root_value[b]
-        tree.min_max[b, 0] = math.inf
-        tree.min_max[b, 1] = -math.inf
-        _select_leaf(tree, b, exploration_table)
+                    mixed = unvisited_prior[b, 0, a] * (1.0 - noise_fraction) + noise[b, a] * noise_fraction
+                    unvisited_prior[b, 0, a] = mixed
+        _create_node(nodes[b], visited[b], unvisited_prior[b], 0, -1, -1, 0.0)
+        nodes[b, 0].visits = 1
+        nodes[b, 0].value_sum = root_value[b]
+        min_max[b, 0] = math.inf
+        min_max[b, 1] = -math.inf
+        leaf_parent[b], leaf_action[b] = _select_leaf(nodes[b], visited[b], unvisited_prior[b], min_max[b], exploration_table)
 
 
 @numba.njit(**_JIT_OPTIONS)
-def _expand_backup_select(tree, new_node, new_reward, new_value, new_logits, discount, exploration_table, select_next) -> None:
+def _expand_backup_select(
+    nodes, visited, unvisited_prior, min_max, leaf_parent, leaf_action,
+    new_node, new_reward, new_value, new_logits, discount, exploration_table, select_next,
+) -> None:  # fmt: skip
     """One simulation step for every tree: create node ``new_node`` under the selected leaf from the model's
     output, back its value up to the root and, if ``select_next``, select the leaf of the next simulation."""
-    for b in range(tree.node_visits.shape[0]):
-        best_child = _write_priors(new_logits[b], tree.root_legal[b], False, tree.children_prior[b, new_node])
-        _create_node(tree, b, new_node, tree.leaf_parent[b], tree.leaf_action[b], new_reward[b], best_child)
-        _backup(tree, b, new_node, new_value[b], discount)
+    for b in range(nodes.shape[0]):
+        for a in range(new_logits.shape[1]):
+            unvisited_prior[b, new_node, a] = new_logits[b, a]  # the priors are computed when first needed
+        _create_node(nodes[b], visited[b], unvisited_prior[b], new_node, leaf_parent[b], leaf_action[b], new_reward[b])
+        _backup(nodes[b], visited[b], min_max[b], new_node, new_value[b], discount)
         if select_next:
-            _select_leaf(tree, b, exploration_table)
+            leaf_parent[b], leaf_action[b] = _select_leaf(
+                nodes[b], visited[b], unvisited_prior[b], min_max[b], exploration_table
+            )
 
 
 @numba.njit(**_JIT_OPTIONS)
-def _read_root(tree, out_visits, out_value, out_q) -> None:
+def _read_root(nodes, visited, out_visits, out_value, out_q) -> None:
     """Root statistics of every tree: child visits [B, A], root value [B], child Q [B, A] (0 if unvisited)."""
-    for b in range(tree.node_visits.shape[0]):
-        out_value[b] = tree.node_value_sum[b, 0] / tree.node_visits[b, 0]
-        for a in range(tree.children_index.shape[2]):
-            out_visits[b, a] = tree.children_visits[b, 0, a]
-            out_q[b, a] = tree.children_q[b, 0, a]
+    for b in range(nodes.shape[0]):
+        root = nodes[b, 0]
+        out_value[b] = root.value_sum / root.visits
+        for a in range(out_visits.shape[1]):
+            out_visits[b, a] = 0
+            out_q[b, a] = 0.0
+        for k in range(root.num_visited):
+            child = visited[b, 0, k]
+            out_visits[b, child.action] = nodes[b, child.child].visits
+            out_q[b, child.action] = child.q
 
 
 @numba.njit(**_JIT_OPTIONS)
@@ -233,23 +253,10 @@ def new_tree(batch_size: int, num_nodes: int, num_actions: int, device=None) -> 
 
 
 def _allocate_tree(batch_size: int, num_nodes: int, num_actions: int) -> Tree:
-    nodes = (batch_size, num_nodes)
-    children = (batch_size, num_nodes, num_actions)
     return Tree(
-        node_visits=np.empty(nodes, dtype=np.int32),
-        node_value_sum=np.empty(nodes, dtype=np.float64),
-        node_reward=np.empty(nodes, dtype=np.float64),
-        parent=np.empty(nodes, dtype=np.int32),
-        action_from_parent=np.empty(nodes, dtype=np.int32),
-        children_index=np.empty(children, dtype=np.int32),
-        children_prior=np.empty(children, dtype=np.float64),
-        children_visits=np.empty(children, dtype=np.int32),
-        children_q=np.empty(children, dtype=np.float64),
-        children_prior_term=np.empty(children, dtype=np.float64),
-        visited_actions=np.empty(children, dtype=np.int32),
-        num_visited=np.empty(nodes, dtype=np.int32),
-        best_unvisited=np.empty(nodes, dtype=np.int32),
-        root_legal=np.empty((batch_size, num_actions), dtype=np.bool_),
+        nodes=np.empty((batch_size, num_nodes), dtype=NODE_DTYPE),
+        visited=np.empty((batch_size, num_nodes, num_actions), dtype=VISITED_DTYPE),
+        unvisited_prior=np.empty((batch_size, num_nodes, num_actions), dtype=np.float64),
         min_max=np.empty((batch_size, 2), dtype=np.float64),
         leaf_parent=np.empty(batch_size, dtype=np.int32),
         leaf_action=np.empty(batch_size, dtype=np.int64),
@@ -277,7 +284,13 @@ def init_roots(
     if noise is None:
         noise, noise_fraction = prior_logits, 0.0  # any [B, A] float array: it is not read
     _init_roots_and_select(
-        tree, _host_array(prior_logits), _host_array(root_value), legal, _host_array(noise), float(noise_fraction), exploration
+        *tree,
+        _host_array(prior_logits),
+        _host_array(root_value),
+        legal,
+        _host_array(noise),
+        float(noise_fraction),
+        exploration,
     )
     return tree.leaf_parent, tree.leaf_action
 
@@ -288,7 +301,7 @@ def expand_and_select(
     """Expand the selected leaves as node ``new_node`` with the model's reward [B], value [B] and logits [B, A],
     back the values up, and select the next leaves (if ``select_next``); returns them as in :func:`init_roots`."""
     _expand_backup_select(
-        tree, new_node, _host_array(reward), _host_array(value), _host_array(prior_logits), float(discount), exploration,
+        *tree, new_node, _host_array(reward), _host_array(value), _host_array(prior_logits), float(discount), exploration,
         select_next,
     )  # fmt: skip
     return tree.leaf_parent, tree.leaf_action
@@ -299,7 +312,7 @@ def read_root(tree: Tree) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     visits = np.empty((tree.batch_size, tree.num_actions), dtype=np.int32)
     value = np.empty(tree.batch_size, dtype=np.float64)
     q_values = np.empty((tree.batch_size, tree.num_actions), dtype=np.float64)
-    _read_root(tree, visits, value, q_values)
+    _read_root(tree.nodes, tree.visited, visits, value, q_values)
     return visits, value, q_values
 
 

@@ -30,8 +30,9 @@ Exactness
     they equal :func:`~sb3_muzero.mcts.search.choose_action`'s.
 
 Designs
-    Implemented and tested: one thread per tree over the ``[B, N, A]`` layout shared with the CPU
-    backend. Considered, not implemented: one warp per tree (the lanes of a warp score a node's
+    Implemented and tested: one thread per tree over the layout shared with the CPU backend (node
+    records ``[B, N]``, visited-child records and priors ``[B, N, A]``; the records are held as bytes,
+    as CuPy has no structured dtypes). Considered, not implemented: one warp per tree (the lanes of a warp score a node's
     children and reduce to the argmax, lowest index on ties); a CUDA graph of the whole search (the
     loop captured once with the model's calls and replayed, which needs a capturable model and fixed
     buffers); a tree-minor ``[N, A, B]`` layout, so that the threads of a warp read adjacent memory.

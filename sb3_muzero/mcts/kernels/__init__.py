@@ -14,7 +14,7 @@ from typing import Any, NamedTuple, Optional, Protocol
 import numpy as np
 
 from sb3_muzero.mcts.search import visit_weights
-from sb3_muzero.mcts.types import Tree
+from sb3_muzero.mcts.types import NODE_DTYPE, VISITED_DTYPE, Tree
 
 SOURCE_FILE = "search.cu"
 HOST_SHIM_FILE = "host_shim.h"
@@ -31,24 +31,13 @@ KERNEL_NAMES = (
 )
 
 # dtype and shape (in terms of B, N, A) of every Tree field; the kernels' TreeArrays lists them in this order.
-TREE_LAYOUT: dict[str, tuple[type, str]] = {
-    "node_visits": (np.int32, "BN"),
-    "node_value_sum": (np.float64, "BN"),
-    "node_reward": (np.float64, "BN"),
-    "parent": (np.int32, "BN"),
-    "action_from_parent": (np.int32, "BN"),
-    "children_index": (np.int32, "BNA"),
-    "children_prior": (np.float64, "BNA"),
-    "children_visits": (np.int32, "BNA"),
-    "children_q": (np.float64, "BNA"),
-    "children_prior_term": (np.float64, "BNA"),
-    "visited_actions": (np.int32, "BNA"),
-    "num_visited": (np.int32, "BN"),
-    "best_unvisited": (np.int32, "BN"),
-    "root_legal": (np.bool_, "BA"),
-    "min_max": (np.float64, "B2"),
-    "leaf_parent": (np.int32, "B"),
-    "leaf_action": (np.int64, "B"),
+TREE_LAYOUT: dict[str, tuple[np.dtype, str]] = {
+    "nodes": (NODE_DTYPE, "BN"),
+    "visited": (VISITED_DTYPE, "BNA"),
+    "unvisited_prior": (np.dtype(np.float64), "BNA"),
+    "min_max": (np.dtype(np.float64), "B2"),
+    "leaf_parent": (np.dtype(np.int32), "B"),
+    "leaf_action": (np.dtype(np.int64), "B"),
 }
 
 
@@ -70,7 +59,7 @@ def num_blocks(num_threads: int, threads_per_block: int) -> int:
 class KernelDevice(Protocol):
     """What runs the kernels: allocates arrays, knows their addresses, launches one thread per tree."""
 
-    def empty(self, shape: tuple[int, ...], dtype: type) -> Any:
+    def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
         """An uninitialised C-contiguous array on the device."""
 
     def to_device(self, host_array: np.ndarray) -> Any:
@@ -86,8 +75,8 @@ class KernelDevice(Protocol):
 class KernelTree(NamedTuple):
     """A batch of trees on a kernel device."""
 
-    arrays: Tree  # the arrays of the trees, [B, N, ...] as described in types.Tree
-    addresses: Any  # [17] uint64 on the device: the address of every array of ``arrays``, the kernels' TreeArrays
+    arrays: Tree  # the arrays of the trees, [B, N, ...] as described in types.Tree (records as bytes: see as_records)
+    addresses: Any  # [6] uint64 on the device: the address of every array of ``arrays``, the kernels' TreeArrays
 
     @property
     def dims(self) -> tuple[np.int32, np.int32, np.int32]:
@@ -100,13 +89,25 @@ def allocate_tree(device: KernelDevice, batch_size: int, num_nodes: int, num_act
     shapes = {
         "BN": (batch_size, num_nodes),
         "BNA": (batch_size, num_nodes, num_actions),
-        "BA": (batch_size, num_actions),
         "B2": (batch_size, 2),
         "B": (batch_size,),
     }
-    arrays = Tree(**{name: device.empty(shapes[kind], dtype) for name, (dtype, kind) in TREE_LAYOUT.items()})
+    arrays = Tree(**{name: _empty(device, shapes[kind], dtype) for name, (dtype, kind) in TREE_LAYOUT.items()})
     addresses = np.array([device.address(array) for array in arrays], dtype=np.uint64)
     return KernelTree(arrays, device.to_device(addresses))
+
+
+def _empty(device: KernelDevice, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+    """An array of ``dtype`` on the device; records (``NODE_DTYPE``, ``VISITED_DTYPE``) as their bytes, ``[..., itemsize]``
+    uint8, since CuPy has no structured dtypes (see :func:`as_records`)."""
+    if dtype.fields is None:
+        return device.empty(shape, dtype)
+    return device.empty((*shape, dtype.itemsize), np.dtype(np.uint8))
+
+
+def as_records(host_bytes: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A host copy of a record array of :func:`allocate_tree` (``[..., itemsize]`` uint8) viewed as ``[...]`` records."""
+    return host_bytes.view(dtype)[..., 0]
 
 
 def launch_init_roots(

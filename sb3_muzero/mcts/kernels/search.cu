@@ -14,76 +14,68 @@
 // are the case where an ulp could decide differently.
 //
 // Layout. Tree arrays are dense and row-major as described in sb3_muzero/mcts/types.py (Tree):
-// [B, N] node statistics, [B, N, A] children statistics. The kernels receive the address of each
-// array through TreeArrays, an array of pointers in device memory, in the order of Tree's fields.
+// nodes [B, N] of struct Node, visited [B, N, A] of struct VisitedChild (slot k of a node's row: its
+// k-th visited child), unvisited_prior [B, N, A]. The structs match NODE_DTYPE and VISITED_DTYPE
+// there field for field. The kernels receive the address of each array through TreeArrays, an array
+// of pointers in device memory, in the order of Tree's fields.
 //
 // The source compiles as CUDA (NVRTC through CuPy, or nvcc) and, with host_shim.h included first,
 // as plain C++ (g++), which lets the tests run every kernel on the CPU, one thread after another.
 // It includes no header, as NVRTC provides none.
 
+// One node of a tree (types.NODE_DTYPE): 64 bytes.
+struct Node {
+    double value_sum;             // W(node)
+    double reward;                // r(node)
+    double prior;                 // P(parent, a) of the action into the node (0 for the root)
+    double best_unvisited_prior;  // the prior of best_unvisited (-1 if none)
+    int visits;                   // N(node)
+    int parent;                   // -1 for the root
+    int slot_in_parent;           // the node's slot in its parent's row of visited (-1 for the root)
+    int num_visited;              // slots in use in the node's row of visited
+    int best_unvisited;           // unvisited (legal) child of largest prior, -1 if none, PRIORS_PENDING
+    int unused[3];
+};
+
+// A visited child, in its parent's row in order of first visit (types.VISITED_DTYPE): 24 bytes.
+struct VisitedChild {
+    double q;           // Q(node, a)
+    double prior_term;  // P(node, a) / (1 + N(child))
+    int action;         // a
+    int child;          // the child's node index
+};
+
 // The addresses of a batch of trees' arrays, in the order of the fields of types.Tree.
 struct TreeArrays {
-    int* node_visits;            // [B, N]
-    double* node_value_sum;      // [B, N]
-    double* node_reward;         // [B, N]
-    int* parent;                 // [B, N]
-    int* action_from_parent;     // [B, N]
-    int* children_index;         // [B, N, A]
-    double* children_prior;      // [B, N, A]
-    int* children_visits;        // [B, N, A]
-    double* children_q;          // [B, N, A]
-    double* children_prior_term; // [B, N, A]
-    int* visited_actions;        // [B, N, A]
-    int* num_visited;            // [B, N]
-    int* best_unvisited;         // [B, N]
-    bool* root_legal;            // [B, A]
-    double* min_max;             // [B, 2]
-    int* leaf_parent;            // [B]
-    long long* leaf_action;      // [B]
+    Node* nodes;              // [B, N]
+    VisitedChild* visited;    // [B, N, A]
+    double* unvisited_prior;  // [B, N, A]
+    double* min_max;          // [B, 2]
+    int* leaf_parent;         // [B]
+    long long* leaf_action;   // [B]
 };
 
 namespace mcts {
 
-// One tree's rows of the batch arrays: index [node], [node * A + a] or [a] instead of [b, ...].
+const int PRIORS_PENDING = -2;  // types.PRIORS_PENDING: the node's unvisited_prior row holds logits
+
+// One tree's rows of the batch arrays: index [node] or [node * A + a] instead of [b, ...].
 struct TreeRows {
-    int* node_visits;            // [N]
-    double* node_value_sum;      // [N]
-    double* node_reward;         // [N]
-    int* parent;                 // [N]
-    int* action_from_parent;     // [N]
-    int* children_index;         // [N, A]
-    double* children_prior;      // [N, A]
-    int* children_visits;        // [N, A]
-    double* children_q;          // [N, A]
-    double* children_prior_term; // [N, A]
-    int* visited_actions;        // [N, A]
-    int* num_visited;            // [N]
-    int* best_unvisited;         // [N]
-    bool* root_legal;            // [A]
-    double* min_max;             // [2]
+    Node* nodes;              // [N]
+    VisitedChild* visited;    // [N, A]
+    double* unvisited_prior;  // [N, A]
+    double* min_max;          // [2]
     int num_actions;
 
-    __device__ int child(int node, int action) const { return node * num_actions + action; }
+    __device__ long long row(int node) const { return (long long)node * num_actions; }
 };
 
 __device__ TreeRows tree_rows(const TreeArrays* arrays, int b, int num_nodes, int num_actions) {
     const long long nodes = (long long)b * num_nodes;
-    const long long children = nodes * num_actions;
     TreeRows tree;
-    tree.node_visits = arrays->node_visits + nodes;
-    tree.node_value_sum = arrays->node_value_sum + nodes;
-    tree.node_reward = arrays->node_reward + nodes;
-    tree.parent = arrays->parent + nodes;
-    tree.action_from_parent = arrays->action_from_parent + nodes;
-    tree.children_index = arrays->children_index + children;
-    tree.children_prior = arrays->children_prior + children;
-    tree.children_visits = arrays->children_visits + children;
-    tree.children_q = arrays->children_q + children;
-    tree.children_prior_term = arrays->children_prior_term + children;
-    tree.visited_actions = arrays->visited_actions + children;
-    tree.num_visited = arrays->num_visited + nodes;
-    tree.best_unvisited = arrays->best_unvisited + nodes;
-    tree.root_legal = arrays->root_legal + (long long)b * num_actions;
+    tree.nodes = arrays->nodes + nodes;
+    tree.visited = arrays->visited + nodes * num_actions;
+    tree.unvisited_prior = arrays->unvisited_prior + nodes * num_actions;
     tree.min_max = arrays->min_max + 2LL * b;
     tree.num_actions = num_actions;
     return tree;
@@ -91,10 +83,10 @@ __device__ TreeRows tree_rows(const TreeArrays* arrays, int b, int num_nodes, in
 
 __device__ double positive_infinity() { return __longlong_as_double(0x7ff0000000000000LL); }
 
-// prior[a] = softmax of logits over the legal actions (all actions unless is_root), 0 for illegal ones.
-// [A] -> [A]; returns the legal action of largest prior, lowest index on ties.
+// prior[a] = softmax of logits over the legal actions (all actions unless is_root), -1 for illegal ones.
+// [A] -> [A]; prior may be logits itself (legal is read only at the root).
 template <typename Real>
-__device__ int _write_priors(const Real* logits, const bool* legal, bool is_root, double* prior, int num_actions) {
+__device__ void _softmax(const Real* logits, const bool* legal, bool is_root, double* prior, int num_actions) {
     double largest = -positive_infinity();
     for (int a = 0; a < num_actions; ++a) {
         if ((!is_root || legal[a]) && (double)logits[a] > largest) {
@@ -107,79 +99,64 @@ __device__ int _write_priors(const Real* logits, const bool* legal, bool is_root
             prior[a] = exp((double)logits[a] - largest);
             total += prior[a];
         } else {
-            prior[a] = 0.0;
+            prior[a] = -1.0;
         }
     }
     const double inverse_total = 1.0 / total;
-    int best_action = -1;
-    double best_prior = -1.0;
     for (int a = 0; a < num_actions; ++a) {
-        prior[a] = prior[a] * inverse_total;
-        if ((!is_root || legal[a]) && prior[a] > best_prior) {
-            best_prior = prior[a];
-            best_action = a;
+        if (!is_root || legal[a]) {
+            prior[a] = prior[a] * inverse_total;
         }
     }
-    return best_action;
 }
 
-// Set best_unvisited of node: the unvisited (at the root: legal) child of largest prior, or -1.
-__device__ void _find_best_unvisited(const TreeRows& tree, int node) {
+// Set best_unvisited of node and its prior from the node's unvisited_prior [A]: the unvisited (legal)
+// child of largest prior, lowest index on ties, or -1.
+__device__ void _find_best_unvisited(Node& node, const double* unvisited_prior, int num_actions) {
     int best_action = -1;
-    double best_prior = -1.0;  // below every prior
-    for (int a = 0; a < tree.num_actions; ++a) {
-        const bool unvisited = tree.children_index[tree.child(node, a)] < 0 && (node != 0 || tree.root_legal[a]);
-        const double prior = unvisited ? tree.children_prior[tree.child(node, a)] : -1.0;
-        if (prior > best_prior) {
-            best_prior = prior;
+    double best_prior = -1.0;  // the prior of visited and illegal children
+    for (int a = 0; a < num_actions; ++a) {
+        if (unvisited_prior[a] > best_prior) {
+            best_prior = unvisited_prior[a];
             best_action = a;
         }
     }
-    tree.best_unvisited[node] = best_action;
+    node.best_unvisited = best_action;
+    node.best_unvisited_prior = best_prior;
 }
 
-// Write the row of a new, unvisited node and link it to its parent. The caller writes children_prior
-// first and passes its best (legal) action as best_child. Children statistics are written when a
-// child is first visited, so only children_index is reset.
-__device__ void _create_node(const TreeRows& tree, int node, int parent, int action, double reward, int best_child) {
-    tree.parent[node] = parent;
-    tree.action_from_parent[node] = action;
-    tree.node_reward[node] = reward;
-    tree.node_visits[node] = 0;
-    tree.node_value_sum[node] = 0.0;
-    tree.num_visited[node] = 0;
-    tree.best_unvisited[node] = best_child;
-    for (int a = 0; a < tree.num_actions; ++a) {
-        tree.children_index[tree.child(node, a)] = -1;
+// Write node, unvisited, and link it to the next free slot of its parent (-1: the root). The caller
+// writes the node's unvisited_prior row first: the root's priors, or a new node's logits.
+__device__ void _create_node(const TreeRows& tree, int node, int parent, int action, double reward) {
+    Node& record = tree.nodes[node];
+    record.parent = parent;
+    record.reward = reward;
+    record.visits = 0;
+    record.value_sum = 0.0;
+    record.num_visited = 0;
+    if (parent < 0) {
+        record.slot_in_parent = -1;
+        record.prior = 0.0;
+        _find_best_unvisited(record, tree.unvisited_prior + tree.row(node), tree.num_actions);
+        return;
     }
-    if (parent >= 0) {
-        tree.children_index[tree.child(parent, action)] = node;
-        tree.visited_actions[tree.child(parent, tree.num_visited[parent])] = action;
-        tree.num_visited[parent] += 1;
-        _find_best_unvisited(tree, parent);
-    }
+    record.best_unvisited = PRIORS_PENDING;
+    record.best_unvisited_prior = -1.0;
+    Node& parent_record = tree.nodes[parent];
+    const int slot = parent_record.num_visited;
+    record.slot_in_parent = slot;
+    record.prior = tree.unvisited_prior[tree.row(parent) + action];
+    tree.visited[tree.row(parent) + slot].action = action;
+    tree.visited[tree.row(parent) + slot].child = node;
+    parent_record.num_visited = slot + 1;
+    tree.unvisited_prior[tree.row(parent) + action] = -1.0;
+    _find_best_unvisited(parent_record, tree.unvisited_prior + tree.row(parent), tree.num_actions);
 }
 
-// The action of largest PUCT score at node, lowest index on ties. Scores only the candidates: the
-// visited children and the best unvisited one (see backends/cpu.py).
-__device__ int _puct_action(const TreeRows& tree, int node, double exploration, double q_min, double q_scale) {
-    int best_action = tree.best_unvisited[node];
-    double best_score = -positive_infinity();
-    if (best_action >= 0) {
-        best_score = exploration * tree.children_prior[tree.child(node, best_action)] + 0.0;
-    }
-    for (int k = 0; k < tree.num_visited[node]; ++k) {
-        const int a = tree.visited_actions[tree.child(node, k)];
-        const double value_score = (tree.children_q[tree.child(node, a)] - q_min) * q_scale;
-        const double score = exploration * tree.children_prior_term[tree.child(node, a)] + value_score;
-        const bool better = score > best_score || (score == best_score && a < best_action);
-        best_score = better ? score : best_score;
-        best_action = better ? a : best_action;
-    }
-    return best_action;
-}
-
-// Walk the tree from the root by PUCT to the first unexpanded child; write its parent and action.
+// Walk the tree from the root by PUCT to the first unexpanded child; write its parent and action. At
+// each node the action of largest score wins, lowest index on ties; only the candidates are scored:
+// the visited children and the best unvisited one (see backends/cpu.py). A node's pending priors are
+// computed on the way.
 __device__ void _select_leaf(const TreeRows& tree, const double* exploration_table, int* leaf_parent,
                              long long* leaf_action) {
     double q_min = tree.min_max[0];
@@ -192,17 +169,37 @@ __device__ void _select_leaf(const TreeRows& tree, const double* exploration_tab
         q_scale = 0.0;
     }
     int node = 0;
-    int action;
     while (true) {
-        action = _puct_action(tree, node, exploration_table[tree.node_visits[node]], q_min, q_scale);
-        const int child = tree.children_index[tree.child(node, action)];
-        if (child < 0) {
-            break;
+        Node& record = tree.nodes[node];
+        double* unvisited_prior = tree.unvisited_prior + tree.row(node);
+        if (record.best_unvisited == PRIORS_PENDING) {
+            _softmax(unvisited_prior, (const bool*)nullptr, false, unvisited_prior, tree.num_actions);
+            _find_best_unvisited(record, unvisited_prior, tree.num_actions);
         }
-        node = child;
+        const double exploration = exploration_table[record.visits];
+        int best_action = record.best_unvisited;
+        int best_child = -1;
+        double best_score = -positive_infinity();
+        if (best_action >= 0) {
+            best_score = exploration * record.best_unvisited_prior + 0.0;
+        }
+        for (int k = 0; k < record.num_visited; ++k) {
+            const VisitedChild& child = tree.visited[tree.row(node) + k];
+            const double value_score = (child.q - q_min) * q_scale;
+            const double score = exploration * child.prior_term + value_score;
+            if (score > best_score || (score == best_score && child.action < best_action)) {
+                best_score = score;
+                best_action = child.action;
+                best_child = child.child;
+            }
+        }
+        if (best_child < 0) {  // the best child is unvisited: the leaf to expand
+            *leaf_parent = node;
+            *leaf_action = best_action;
+            return;
+        }
+        node = best_child;
     }
-    *leaf_parent = node;
-    *leaf_action = action;
 }
 
 // Add the discounted return to every node from leaf up to the root; widen the tree's Q range.
@@ -212,39 +209,40 @@ __device__ void _backup(const TreeRows& tree, int leaf, double value, double dis
     double backed_up = value;
     int node = leaf;
     while (true) {
-        tree.node_value_sum[node] += backed_up;
-        tree.node_visits[node] += 1;
+        Node& record = tree.nodes[node];
+        record.value_sum += backed_up;
+        record.visits += 1;
         if (node == 0) {
             break;
         }
-        const double reward = tree.node_reward[node];
-        const int visits = tree.node_visits[node];
-        const double q = reward + discount * (tree.node_value_sum[node] / (double)visits);
+        const double reward = record.reward;
+        const int visits = record.visits;
+        const double q = reward + discount * (record.value_sum / (double)visits);
         q_min = q < q_min ? q : q_min;  // Python's min and max, as in Numba
         q_max = q > q_max ? q : q_max;
-        const int parent = tree.parent[node];
-        const int action = tree.action_from_parent[node];
-        tree.children_visits[tree.child(parent, action)] = visits;
-        tree.children_q[tree.child(parent, action)] = q;
-        tree.children_prior_term[tree.child(parent, action)] =
-            tree.children_prior[tree.child(parent, action)] / (double)(1 + visits);
+        VisitedChild& slot = tree.visited[tree.row(record.parent) + record.slot_in_parent];
+        slot.q = q;
+        slot.prior_term = record.prior / (double)(1 + visits);
         backed_up = reward + discount * backed_up;
-        node = parent;
+        node = record.parent;
     }
     tree.min_max[0] = q_min;
     tree.min_max[1] = q_max;
 }
 
-// One simulation step for tree b: create new_node under the selected leaf from the model's output,
-// back its value up and, if select_next, select the leaf of the next simulation.
+// One simulation step for tree b: create new_node under the selected leaf from the model's output (its
+// logits wait in unvisited_prior until its priors are needed), back its value up and, if select_next,
+// select the leaf of the next simulation.
 template <typename Real>
 __device__ void expand_backup_select_tree(const TreeArrays* arrays, int b, int num_nodes, int num_actions, int new_node,
                                           const Real* new_reward, const Real* new_value, const Real* new_logits,
                                           double discount, const double* exploration_table, int select_next) {
     const TreeRows tree = tree_rows(arrays, b, num_nodes, num_actions);
-    const int best_child = _write_priors(new_logits + (long long)b * num_actions, tree.root_legal, false,
-                                         tree.children_prior + tree.child(new_node, 0), num_actions);
-    _create_node(tree, new_node, arrays->leaf_parent[b], (int)arrays->leaf_action[b], (double)new_reward[b], best_child);
+    const Real* logits = new_logits + (long long)b * num_actions;
+    for (int a = 0; a < num_actions; ++a) {
+        tree.unvisited_prior[tree.row(new_node) + a] = (double)logits[a];
+    }
+    _create_node(tree, new_node, arrays->leaf_parent[b], (int)arrays->leaf_action[b], (double)new_reward[b]);
     _backup(tree, new_node, (double)new_value[b], discount);
     if (select_next) {
         _select_leaf(tree, exploration_table, arrays->leaf_parent + b, arrays->leaf_action + b);
@@ -304,24 +302,18 @@ extern "C" __global__ void init_roots_and_select(const TreeArrays* arrays, int b
     }
     const mcts::TreeRows tree = mcts::tree_rows(arrays, b, num_nodes, num_actions);
     const long long row = (long long)b * num_actions;
-    for (int a = 0; a < num_actions; ++a) {
-        tree.root_legal[a] = legal[row + a];
-        tree.children_visits[tree.child(0, a)] = 0;
-        tree.children_q[tree.child(0, a)] = 0.0;
-    }
-    const int best_child = mcts::_write_priors(prior_logits + row, legal + row, true, tree.children_prior, num_actions);
-    mcts::_create_node(tree, 0, -1, -1, 0.0, best_child);
+    mcts::_softmax(prior_logits + row, legal + row, true, tree.unvisited_prior, num_actions);
     if (noise_fraction > 0.0) {
         for (int a = 0; a < num_actions; ++a) {
             if (legal[row + a]) {
-                const double mixed = tree.children_prior[a] * (1.0 - noise_fraction) + noise[row + a] * noise_fraction;
-                tree.children_prior[a] = mixed;
+                const double mixed = tree.unvisited_prior[a] * (1.0 - noise_fraction) + noise[row + a] * noise_fraction;
+                tree.unvisited_prior[a] = mixed;
             }
         }
-        mcts::_find_best_unvisited(tree, 0);
     }
-    tree.node_visits[0] = 1;
-    tree.node_value_sum[0] = root_value[b];
+    mcts::_create_node(tree, 0, -1, -1, 0.0);
+    tree.nodes[0].visits = 1;
+    tree.nodes[0].value_sum = root_value[b];
     tree.min_max[0] = mcts::positive_infinity();
     tree.min_max[1] = -mcts::positive_infinity();
     mcts::_select_leaf(tree, exploration_table, arrays->leaf_parent + b, arrays->leaf_action + b);
@@ -361,10 +353,16 @@ extern "C" __global__ void read_root(const TreeArrays* arrays, int batch_size, i
     }
     const mcts::TreeRows tree = mcts::tree_rows(arrays, b, num_nodes, num_actions);
     const long long row = (long long)b * num_actions;
-    out_value[b] = tree.node_value_sum[0] / (double)tree.node_visits[0];
+    const Node& root = tree.nodes[0];
+    out_value[b] = root.value_sum / (double)root.visits;
     for (int a = 0; a < num_actions; ++a) {
-        out_visits[row + a] = tree.children_visits[tree.child(0, a)];
-        out_q[row + a] = tree.children_q[tree.child(0, a)];
+        out_visits[row + a] = 0;
+        out_q[row + a] = 0.0;
+    }
+    for (int k = 0; k < root.num_visited; ++k) {
+        const VisitedChild& child = tree.visited[k];
+        out_visits[row + child.action] = tree.nodes[child.child].visits;
+        out_q[row + child.action] = child.q;
     }
 }
 
