@@ -19,16 +19,17 @@ class LatentStore:
             root_latent = np.asarray(root_latent)
         shape = (num_nodes, *root_latent.shape)
         device = str(root_latent.device) if self.is_torch else "numpy"
-        self.latents, self.batch_index = reusable(
-            ("latents", shape, str(root_latent.dtype), device), lambda: self._allocate(root_latent, shape)
-        )
+        self.latents = reusable(("latents", shape, str(root_latent.dtype), device), lambda: self._allocate(root_latent, shape))
         self.latents[0] = root_latent
+        self.flat = self.latents.reshape(-1, *self.latents.shape[2:])  # [N * B, ...], row = node * B + tree
+        self.batch_size = shape[1]
+        self.rows = np.empty(self.batch_size, dtype=np.int64)  # gather's row numbers for host node indices
+        self.batch_index = np.arange(self.batch_size)
+        self.device_batch_index = th.arange(self.batch_size, device=root_latent.device) if self.is_torch else None
 
     def _allocate(self, root_latent, shape: tuple[int, ...]):
-        """Storage [N, B, ...] like the root latent, and the batch index [B] used to gather from it."""
-        if self.is_torch:
-            return root_latent.new_empty(shape), th.arange(shape[1], device=root_latent.device)
-        return np.empty(shape, dtype=root_latent.dtype), np.arange(shape[1])
+        """Storage [N, B, ...] like the root latent."""
+        return root_latent.new_empty(shape) if self.is_torch else np.empty(shape, dtype=root_latent.dtype)
 
     def like_latent(self, index_array):
         """A copy of ``index_array`` [B] as the latent's array kind: a torch tensor on the latent's device, or numpy."""
@@ -39,12 +40,16 @@ class LatentStore:
         return np.array(index_array)
 
     def gather(self, node_index):
-        """:param node_index: [B] node of each tree; :return: [B, ...] the latents of those nodes"""
-        flat = self.latents.reshape(-1, *self.latents.shape[2:])  # [N * B, ...], row = node * B + tree
+        """:param node_index: [B] node of each tree: a numpy array, or a torch tensor on the latent's device;
+        :return: [B, ...] their latents"""
+        if not isinstance(node_index, np.ndarray):  # the CUDA backend's selection, on the latent's GPU
+            rows = node_index.long() * self.batch_size + self.device_batch_index
+            return self.flat.index_select(0, rows)
+        rows = np.multiply(node_index, self.batch_size, out=self.rows)  # no allocation: a call per simulation
+        rows += self.batch_index
         if self.is_torch:
-            node_index = th.as_tensor(node_index, device=self.latents.device).long()
-            return flat.index_select(0, node_index * self.batch_index.shape[0] + self.batch_index)
-        return flat.take(node_index * self.batch_index.shape[0] + self.batch_index, axis=0)
+            return self.flat.index_select(0, th.from_numpy(rows).to(self.flat.device))
+        return self.flat.take(rows, axis=0)
 
     def store(self, node: int, latent) -> None:
         """Write the latents [B, ...] of node ``node`` of every tree."""
