@@ -11,7 +11,7 @@ import numpy as np
 
 Array = Any  # numpy array or torch tensor (on the CUDA backend, a torch tensor on the GPU)
 
-# Node.best_unvisited of a node whose priors are not computed yet (search.cu defines the same value).
+# NODE_DTYPE's best_unvisited of a node whose priors are not computed yet (search.cu defines the same value).
 PRIORS_PENDING = -2
 
 # One node of a tree, in one 64-byte cache line (search.cu's struct Node, field for field).
@@ -80,7 +80,8 @@ class SearchResult(NamedTuple):
 
 
 class Tree(NamedTuple):
-    """Dense storage of a batch of search trees (numpy arrays on the CPU, CuPy arrays on the GPU).
+    """Dense storage of a batch of search trees (numpy arrays on the CPU, CuPy arrays on the GPU, where the record
+    arrays are held as their bytes: see :func:`sb3_muzero.mcts.kernels.as_records`).
 
     Every node is one record of ``nodes`` (``NODE_DTYPE``, a cache line). A node's visited children are
     kept in the node's own row of ``visited``, in order of first visit: slot ``k`` (``VISITED_DTYPE``,
