@@ -19,17 +19,22 @@ class LatentStore:
             root_latent = np.asarray(root_latent)
         shape = (num_nodes, *root_latent.shape)
         device = str(root_latent.device) if self.is_torch else "numpy"
-        self.latents = reusable(("latents", shape, str(root_latent.dtype), device), lambda: self._allocate(root_latent, shape))
+        key = ("latents", shape, str(root_latent.dtype), device)
+        self.latents, self.rows, self.batch_index, self.device_batch_index = reusable(
+            key, lambda: self._allocate(root_latent, shape)
+        )
         self.latents[0] = root_latent
         self.flat = self.latents.reshape(-1, *self.latents.shape[2:])  # [N * B, ...], row = node * B + tree
         self.batch_size = shape[1]
-        self.rows = np.empty(self.batch_size, dtype=np.int64)  # gather's row numbers for host node indices
-        self.batch_index = np.arange(self.batch_size)
-        self.device_batch_index = th.arange(self.batch_size, device=root_latent.device) if self.is_torch else None
 
     def _allocate(self, root_latent, shape: tuple[int, ...]):
-        """Storage [N, B, ...] like the root latent."""
-        return root_latent.new_empty(shape) if self.is_torch else np.empty(shape, dtype=root_latent.dtype)
+        """Storage [N, B, ...] like the root latent, and what gather needs: a buffer [B] int64 for the row numbers
+        of host node indices, the batch index [B] on the host and, for torch latents, on their device (else None)."""
+        batch_size = shape[1]
+        rows, batch_index = np.empty(batch_size, dtype=np.int64), np.arange(batch_size)
+        if not self.is_torch:
+            return np.empty(shape, dtype=root_latent.dtype), rows, batch_index, None
+        return root_latent.new_empty(shape), rows, batch_index, th.arange(batch_size, device=root_latent.device)
 
     def like_latent(self, index_array):
         """A copy of ``index_array`` [B] as the latent's array kind: a torch tensor on the latent's device, or numpy."""
