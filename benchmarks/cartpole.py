@@ -6,7 +6,8 @@ Trains one model per seed and evaluates it deterministically (10 episodes, ``pre
 every 1,000 env steps. Torch runs on one thread (``--threads``): the networks are small, and more threads only
 add synchronisation. Prints per seed one JSON line: ``env_steps_to_475`` (the first evaluation with a
 mean return >= 475, null if none within the budget), ``wall_s`` (training time until then, evaluations
-excluded), ``eval_s`` and the evaluation history; then a summary line with the medians.
+excluded), ``eval_s`` and the evaluation history; then a summary line with the medians. ``--full-budget`` trains
+for the whole budget (the yml's ``n_timesteps``, or ``--n-timesteps``) instead of stopping at 475.
 """
 
 import argparse
@@ -55,13 +56,13 @@ class EvaluateEvery(BaseCallback):
         return True
 
 
-def run(seed: int, stop_at_threshold: bool, overrides: dict) -> dict:
+def run(seed: int, stop_at_threshold: bool, overrides: dict, n_timesteps: int | None = None) -> dict:
     settings = muzero_settings("CartPole-v1")
     env = make_vec_env("CartPole-v1", n_envs=settings.n_envs, seed=seed)
     model = MuZero(settings.policy, env, seed=seed, **{**settings.kwargs, **overrides})
     callback = EvaluateEvery(1000, 10, seed, stop_at_threshold)
     start = time.perf_counter()
-    model.learn(settings.n_timesteps, callback=callback)
+    model.learn(n_timesteps or settings.n_timesteps, callback=callback)
     total = time.perf_counter() - start
     return dict(
         seed=seed,
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--full-budget", action="store_true", help="keep training after reaching 475")
+    parser.add_argument("--n-timesteps", type=int, default=None, help="training budget (default: the yml's n_timesteps)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument(
         "--set",
@@ -99,7 +101,7 @@ def main() -> None:
     overrides = {key: zoo_value(key, _literal(value)) for key, value in (item.split("=", 1) for item in args.set)}
     results = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        results.append(run(seed, stop_at_threshold=not args.full_budget, overrides=overrides))
+        results.append(run(seed, not args.full_budget, overrides, args.n_timesteps))
         print(json.dumps(results[-1]), flush=True)
     steps = [r["env_steps_to_475"] if r["env_steps_to_475"] is not None else np.inf for r in results]
     summary = dict(
