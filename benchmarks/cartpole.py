@@ -62,7 +62,7 @@ def run(seed: int, stop_at_threshold: bool, overrides: dict, n_timesteps: int | 
     model = MuZero(settings.policy, env, seed=seed, **{**settings.kwargs, **overrides})
     callback = EvaluateEvery(1000, 10, seed, stop_at_threshold)
     start = time.perf_counter()
-    model.learn(n_timesteps or settings.n_timesteps, callback=callback)
+    model.learn(settings.n_timesteps if n_timesteps is None else n_timesteps, callback=callback)
     total = time.perf_counter() - start
     return dict(
         seed=seed,
@@ -97,6 +97,8 @@ def main() -> None:
         help="override a setting: a Python literal, or lin_<value> for learning_rate",
     )
     args = parser.parse_args()
+    if args.n_timesteps is not None and args.n_timesteps < 1:
+        parser.error(f"--n-timesteps must be a positive number of env steps, got {args.n_timesteps}")
     th.set_num_threads(args.threads)
     overrides = {key: zoo_value(key, _literal(value)) for key, value in (item.split("=", 1) for item in args.set)}
     results = []
