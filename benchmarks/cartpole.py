@@ -5,9 +5,10 @@
 Trains one model per seed and evaluates it deterministically (10 episodes, ``predict(deterministic=True)``)
 every 1,000 env steps. Torch runs on one thread (``--threads``): the networks are small, and more threads only
 add synchronisation. Prints per seed one JSON line: ``env_steps_to_475`` (the first evaluation with a
-mean return >= 475, null if none within the budget), ``wall_s`` (training time until then, evaluations
-excluded), ``eval_s`` and the evaluation history; then a summary line with the medians. ``--full-budget`` trains
-for the whole budget (the yml's ``n_timesteps``, or ``--n-timesteps``) instead of stopping at 475.
+mean return >= 475, null if none within the budget), ``wall_s`` (training time until the run stops, evaluations
+excluded), ``eval_s`` and the evaluation history; then a summary line with the medians. A run stops at its first
+evaluation >= 475, or with ``--full-budget`` at the end of the whole budget (the yml's ``n_timesteps``, or
+``--n-timesteps``).
 """
 
 import argparse
