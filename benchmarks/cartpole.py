@@ -98,8 +98,12 @@ def main() -> None:
         help="override a setting: a Python literal, or lin_<value> for learning_rate",
     )
     args = parser.parse_args()
-    if args.n_timesteps is not None and args.n_timesteps < 1:
-        parser.error(f"--n-timesteps must be a positive number of env steps, got {args.n_timesteps}")
+    for option, value in (("--seeds", args.seeds), ("--threads", args.threads), ("--n-timesteps", args.n_timesteps)):
+        if value is not None and value < 1:
+            parser.error(f"{option} must be a positive integer, got {value}")
+    malformed = [item for item in args.set if "=" not in item]
+    if malformed:
+        parser.error(f"--set takes KEY=VALUE items, got {malformed}")
     th.set_num_threads(args.threads)
     overrides = {key: zoo_value(key, _literal(value)) for key, value in (item.split("=", 1) for item in args.set)}
     results = []
