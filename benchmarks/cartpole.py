@@ -25,6 +25,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_muzero import MuZero
+from sb3_muzero.common.numbers import refuse_options_below
 from sb3_muzero.hyperparams import muzero_settings, zoo_value
 
 THRESHOLD = 475.0
@@ -98,9 +99,9 @@ def main() -> None:
         help="override a setting: a Python literal, or lin_<value> for learning_rate",
     )
     args = parser.parse_args()
-    for option, value in (("--seeds", args.seeds), ("--threads", args.threads), ("--n-timesteps", args.n_timesteps)):
-        if value is not None and value < 1:
-            parser.error(f"{option} must be a positive integer, got {value}")
+    refuse_options_below(
+        parser, (("--seeds", args.seeds, 1), ("--threads", args.threads, 1), ("--n-timesteps", args.n_timesteps, 1))
+    )
     malformed = [item for item in args.set if "=" not in item]
     if malformed:
         parser.error(f"--set takes KEY=VALUE items, got {malformed}")

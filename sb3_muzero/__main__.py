@@ -28,6 +28,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_muzero import MuZero, make_atari_vec_env
+from sb3_muzero.common.numbers import refuse_options_below
 from sb3_muzero.hyperparams import is_atari_id, muzero_settings
 
 DEFAULT_ENV = "CartPole-v1"
@@ -47,11 +48,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--final-eval-episodes", type=int, default=10, help="episodes of the final evaluation")
     parser.add_argument("--save-path", default=None, help="where to save the model (default: muzero_<env>.zip)")
     args = parser.parse_args(argv)
-    for option, value, smallest in (("-n", args.n_timesteps, 1), ("--eval-freq", args.eval_freq, 0),
-                                    ("--eval-episodes", args.eval_episodes, 1),
-                                    ("--final-eval-episodes", args.final_eval_episodes, 1)):  # fmt: skip
-        if value is not None and value < smallest:
-            parser.error(f"{option} must be >= {smallest}, got {value}")
+    refuse_options_below(parser, (("-n", args.n_timesteps, 1), ("--eval-freq", args.eval_freq, 0),
+                                  ("--eval-episodes", args.eval_episodes, 1),
+                                  ("--final-eval-episodes", args.final_eval_episodes, 1)))  # fmt: skip
     if ":" not in args.env and not is_atari_id(args.env):
         try:
             gymnasium.spec(args.env)

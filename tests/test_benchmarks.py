@@ -19,9 +19,9 @@ def load_cartpole_benchmark():
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--seeds", "0"], "--seeds must be a positive integer, got 0"),
-        (["--threads", "0"], "--threads must be a positive integer, got 0"),
-        (["--n-timesteps", "-5"], "--n-timesteps must be a positive integer, got -5"),
+        (["--seeds", "0"], "--seeds must be >= 1, got 0"),
+        (["--threads", "0"], "--threads must be >= 1, got 0"),
+        (["--n-timesteps", "-5"], "--n-timesteps must be >= 1, got -5"),
         (["--set", "td_steps"], "--set takes KEY=VALUE items, got ['td_steps']"),
     ],
 )
