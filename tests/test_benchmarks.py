@@ -4,16 +4,24 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 
-CARTPOLE_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cartpole.py"
+from sb3_muzero import MuZero
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def load_cartpole_benchmark():
-    spec = importlib.util.spec_from_file_location("cartpole_benchmark", CARTPOLE_SCRIPT)
+def load_benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_cartpole_benchmark():
+    return load_benchmark("cartpole")
 
 
 @pytest.mark.parametrize(
@@ -33,3 +41,42 @@ def test_cartpole_benchmark_rejects_bad_arguments_before_training(monkeypatch, c
         benchmark.main()
     assert stopped.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["model.zip", "--episodes", "0"], "--episodes must be >= 1, got 0"),
+        (["model.zip", "--threads", "0"], "--threads must be >= 1, got 0"),
+        (["no-such-model.zip"], "no such model file: no-such-model.zip"),
+    ],
+)
+def test_episodes_benchmark_rejects_bad_arguments_before_playing(monkeypatch, capsys, tmp_path, argv, message):
+    benchmark = load_benchmark("episodes")
+    (tmp_path / "model.zip").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(benchmark, "episode_returns", lambda *args: pytest.fail("played despite a bad argument"))
+    monkeypatch.setattr(sys, "argv", ["episodes.py", *argv])
+    with pytest.raises(SystemExit) as stopped:
+        benchmark.main()
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_episodes_benchmark_plays_the_episodes_one_by_one_would(tmp_path):
+    """The batched episodes equal episodes played alone, env i reset with seed + i, with the same model."""
+    model = MuZero("MlpPolicy", "CartPole-v1", num_simulations=3, seed=0, policy_kwargs=dict(net_arch=[16], latent_dim=8))
+    model.save(tmp_path / "model.zip")
+    returns = load_benchmark("episodes").episode_returns(str(tmp_path / "model.zip"), "CartPole-v1", 8, 50)
+    expected = []
+    for i in range(8):
+        env = gym.make("CartPole-v1")
+        observation, _ = env.reset(seed=50 + i)
+        total, done = 0.0, False
+        while not done:
+            action, _ = model.predict(observation, deterministic=True)
+            observation, reward, terminated, truncated, _ = env.step(int(action))
+            total, done = total + reward, terminated or truncated
+        expected.append(total)
+    np.testing.assert_array_equal(returns, expected)
+    assert expected[:-1] != expected[1:]  # neighbouring seeds give different episodes, so a shifted seed would show
