@@ -3,10 +3,10 @@
     python benchmarks/episodes.py logs/muzero/CartPole-v1_1/CartPole-v1.zip --episodes 100
 
 rl-zoo3's final evaluation plays 5 episodes, so a model that fails one episode in 20 misses a goal of 475 in up
-to 23% of evaluations (1 - 0.95 ** 5). This script measures that rate: it plays ``--episodes`` episodes of ``--env`` at once (one per
-env of a vector env seeded ``--seed``, ``--seed + 1``, ...; one batched search per step), each model with
-``predict(deterministic=True)``, and prints one JSON line per model: ``mean_return``, ``min_return``,
-``below_threshold`` (episodes with a return below ``--threshold``), ``episodes`` and ``wall_s``.
+to 23% of evaluations (1 - 0.95 ** 5). This script measures that rate: it plays ``--episodes`` episodes of
+``--env`` at once (one per env of a vector env seeded ``--seed``, ``--seed + 1``, ...; one batched search per
+step), each model with ``predict(deterministic=True)``, and prints one JSON line per model: ``mean_return``,
+``min_return``, ``below_threshold`` (episodes with a return below ``--threshold``), ``episodes`` and ``wall_s``.
 """
 
 import argparse

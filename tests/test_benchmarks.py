@@ -20,8 +20,13 @@ def load_benchmark(name: str):
     return module
 
 
-def load_cartpole_benchmark():
-    return load_benchmark("cartpole")
+def assert_main_refuses(benchmark, argv: list[str], message: str, monkeypatch, capsys) -> None:
+    """``benchmark.main()`` with command line ``argv`` exits with argparse's status 2 and prints ``message``."""
+    monkeypatch.setattr(sys, "argv", ["benchmark.py", *argv])
+    with pytest.raises(SystemExit) as stopped:
+        benchmark.main()
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -34,13 +39,9 @@ def load_cartpole_benchmark():
     ],
 )
 def test_cartpole_benchmark_rejects_bad_arguments_before_training(monkeypatch, capsys, argv, message):
-    benchmark = load_cartpole_benchmark()
+    benchmark = load_benchmark("cartpole")
     monkeypatch.setattr(benchmark, "run", lambda *args: pytest.fail("trained despite a bad argument"))
-    monkeypatch.setattr(sys, "argv", ["cartpole.py", *argv])
-    with pytest.raises(SystemExit) as stopped:
-        benchmark.main()
-    assert stopped.value.code == 2
-    assert message in capsys.readouterr().err
+    assert_main_refuses(benchmark, argv, message, monkeypatch, capsys)
 
 
 @pytest.mark.parametrize(
@@ -56,11 +57,7 @@ def test_episodes_benchmark_rejects_bad_arguments_before_playing(monkeypatch, ca
     (tmp_path / "model.zip").write_bytes(b"")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(benchmark, "episode_returns", lambda *args: pytest.fail("played despite a bad argument"))
-    monkeypatch.setattr(sys, "argv", ["episodes.py", *argv])
-    with pytest.raises(SystemExit) as stopped:
-        benchmark.main()
-    assert stopped.value.code == 2
-    assert message in capsys.readouterr().err
+    assert_main_refuses(benchmark, argv, message, monkeypatch, capsys)
 
 
 def test_episodes_benchmark_plays_the_episodes_one_by_one_would(tmp_path):
