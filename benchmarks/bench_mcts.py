@@ -17,7 +17,7 @@ import json
 import numpy as np
 from timing import median_ms
 
-from sb3_muzero.mcts import RecurrentOutput, RootInput, search
+from sb3_muzero.mcts import RecurrentOutput, RootInput, SearchSettings, search
 
 LATENT_SIZE = 64
 NUM_OUTPUT_SETS = 8
@@ -57,18 +57,10 @@ def time_search(backend: str, batch_size: int, num_actions: int, sims: int, repe
     """Median milliseconds of one full search."""
     rng = np.random.default_rng(0)
     model = NoCostModel(batch_size, num_actions, rng, device)
+    settings = SearchSettings(num_simulations=sims, gamma=0.997, root_exploration_fraction=0.25, search_backend=backend)
 
     def run_once() -> None:
-        result = search(
-            model.root,
-            model.recurrent_fn,
-            sims,
-            discount=0.997,
-            rng=rng,
-            noise_fraction=0.25,
-            temperature=1.0,
-            backend=backend,
-        )
+        result = search(model.root, model.recurrent_fn, settings, rng=rng, temperature=1.0, add_noise=True)
         np.asarray(result.action)  # the actions are on the host when search returns
 
     return median_ms(run_once, repeats, device)  # the warm-up run compiles and fills the caches

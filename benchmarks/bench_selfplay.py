@@ -66,7 +66,7 @@ def main() -> None:
                 n_envs=args.n_envs,
                 sims=args.sims,
                 device=str(model.device),
-                backend=get_backend(policy.search_settings.backend, tensor).__name__.rsplit(".", 1)[-1],
+                backend=get_backend(policy.search_settings.search_backend, tensor).__name__.rsplit(".", 1)[-1],
                 torch_threads=th.get_num_threads(),
                 vector_steps=args.steps,
                 env_steps_per_s=round(args.n_envs * args.steps / total_seconds, 2),

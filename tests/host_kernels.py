@@ -17,8 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from sb3_muzero.mcts import kernels
-from sb3_muzero.mcts.backends import cpu
+from sb3_muzero.mcts import kernels, tables
 
 GXX_FLAGS = ("-std=c++17", "-O2", "-shared", "-fPIC", "-ffp-contract=off", "-fno-fast-math", "-Wall", "-Wextra", "-Werror")
 
@@ -119,7 +118,8 @@ class HostDevice:
 
 
 class HostKernelBackend:
-    """A search backend (the interface of :mod:`sb3_muzero.mcts.backends.cpu`) running ``search.cu``'s kernels on the host.
+    """A search backend (:class:`~sb3_muzero.mcts.backends.interface.SearchBackend`) running ``search.cu``'s kernels on
+    the host.
 
     Like the CUDA backend it reads the root inputs in place (``ON_DEVICE``), launches the kernels through
     :mod:`sb3_muzero.mcts.kernels` and chooses the actions with the ``choose_actions`` kernel.
@@ -136,16 +136,16 @@ class HostKernelBackend:
         return self.last_tree
 
     def exploration_table(self, num_nodes: int, pb_c_init: float, pb_c_base: float, device=None) -> np.ndarray:
-        return cpu.exploration_table(num_nodes, pb_c_init, pb_c_base)
+        return tables.exploration_table(num_nodes, pb_c_init, pb_c_base)
 
     def init_roots(self, tree, prior_logits, root_value, legal, noise, noise_fraction, exploration):
         logits, value = np.asarray(prior_logits), np.asarray(root_value)
         kernels.launch_init_roots(self.device, tree, logits, value, legal, noise, noise_fraction, exploration)
         return tree.arrays.leaf_parent, tree.arrays.leaf_action
 
-    def expand_and_select(self, tree, new_node, reward, value, prior_logits, discount, exploration, select_next):
+    def expand_and_select(self, tree, new_node, reward, value, prior_logits, gamma, exploration, select_next):
         outputs = (np.asarray(reward), np.asarray(value), np.asarray(prior_logits))
-        kernels.launch_expand_and_select(self.device, tree, new_node, *outputs, discount, exploration, select_next)
+        kernels.launch_expand_and_select(self.device, tree, new_node, *outputs, gamma, exploration, select_next)
         return tree.arrays.leaf_parent, tree.arrays.leaf_action
 
     def read_root(self, tree) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -158,7 +158,7 @@ class HostKernelBackend:
 
     def choose_action(self, rng, visit_counts, temperature, num_simulations) -> np.ndarray:
         uniforms = rng.random(visit_counts.shape[0]) if temperature > 0 else None
-        table = None if uniforms is None else kernels.visit_weight_table(num_simulations, temperature)
+        table = None if uniforms is None else tables.visit_weight_table(num_simulations, temperature)
         action = np.empty(visit_counts.shape[0], dtype=np.int64)
         counts = np.ascontiguousarray(visit_counts, dtype=np.int32)
         kernels.launch_choose_actions(self.device, counts, uniforms, table, num_simulations, action)

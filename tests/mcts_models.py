@@ -1,6 +1,7 @@
 """Deterministic random models for search tests: outputs depend only on the (latent, action) path."""
 
 import numpy as np
+import torch as th
 
 from sb3_muzero.mcts.types import RecurrentOutput, RootInput
 
@@ -66,3 +67,27 @@ class Float32Model(HashModel):
     def recurrent_fn(self, latent: np.ndarray, action: np.ndarray) -> RecurrentOutput:
         output = super().recurrent_fn(latent, action)
         return output._replace(**{f: getattr(output, f).astype(np.float32) for f in ("reward", "value", "prior_logits")})
+
+
+class TorchModel:
+    """A numpy test model seen through torch tensors on ``device``: root and outputs in the model's dtypes.
+
+    The uint64 states travel as int64 tensors of the same bits. Each call goes through the host, so on a GPU
+    this model synchronises: it is for agreement tests, not for tests that the loop never waits.
+    """
+
+    def __init__(self, model: HashModel, device: str):
+        self.model, self.device = model, th.device(device)
+        self.num_actions = model.num_actions
+
+    def root(self, batch_size: int) -> RootInput:
+        root = self.model.root(batch_size)
+        return RootInput(self._tensor(root.prior_logits), self._tensor(root.value), self._tensor(root.latent.view(np.int64)))
+
+    def recurrent_fn(self, latent: th.Tensor, action: th.Tensor) -> RecurrentOutput:
+        assert latent.device.type == action.device.type == self.device.type and action.dtype == th.int64
+        output = self.model.recurrent_fn(latent.cpu().numpy().view(np.uint64), action.cpu().numpy())
+        return RecurrentOutput(*(self._tensor(x) for x in output[:3]), self._tensor(output.latent.view(np.int64)))
+
+    def _tensor(self, array: np.ndarray) -> th.Tensor:
+        return th.as_tensor(np.ascontiguousarray(array), device=self.device)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch as th
 
-from sb3_muzero.mcts import RecurrentOutput, RootInput, reference, search
+from sb3_muzero.mcts import RecurrentOutput, RootInput, SearchSettings, reference, search
 from sb3_muzero.mcts.backends import cpu, cuda_available, get_backend
-from tests.mcts_models import Float32Model, HashModel
-from tests.test_mcts import DISCOUNT, GOLDEN_GRID, random_legal_mask
+from tests.mcts_models import Float32Model, HashModel, TorchModel
+from tests.test_mcts import DISCOUNT, GOLDEN_GRID, golden_settings, random_legal_mask
 
 pytestmark = [
     pytest.mark.gpu,
@@ -19,30 +19,6 @@ pytestmark = [
         not (th.cuda.is_available() and cuda_available()), reason='needs a CUDA GPU and CuPy (pip install "sb3-muzero[cuda]")'
     ),
 ]
-
-
-class CudaModel:
-    """A numpy test model (HashModel) seen through CUDA tensors: root and outputs on the GPU in the model's dtypes.
-
-    The uint64 states travel as int64 tensors of the same bits. Each call goes through the host, so this
-    model synchronises: it is for agreement tests, not for the no-sync test (see :class:`DeviceModel`).
-    """
-
-    def __init__(self, model: HashModel):
-        self.model = model
-
-    def root(self, batch_size: int) -> RootInput:
-        root = self.model.root(batch_size)
-        return RootInput(self._tensor(root.prior_logits), self._tensor(root.value), self._tensor(root.latent.view(np.int64)))
-
-    def recurrent_fn(self, latent: th.Tensor, action: th.Tensor) -> RecurrentOutput:
-        assert latent.is_cuda and action.is_cuda and action.dtype == th.int64
-        output = self.model.recurrent_fn(latent.cpu().numpy().view(np.uint64), action.cpu().numpy())
-        return RecurrentOutput(*(self._tensor(x) for x in output[:3]), self._tensor(output.latent.view(np.int64)))
-
-    @staticmethod
-    def _tensor(array: np.ndarray) -> th.Tensor:
-        return th.as_tensor(np.ascontiguousarray(array), device="cuda")
 
 
 class DeviceModel:
@@ -68,13 +44,16 @@ class DeviceModel:
 
 def run_three(model, batch_size, num_simulations, legal, noise_fraction, seed=7, **kwargs):
     """The same search on the CUDA backend, the Numba backend and the reference, each with its own generator."""
-    kwargs = dict(discount=DISCOUNT, noise_fraction=noise_fraction, dirichlet_alpha=0.3, legal_actions_mask=legal, **kwargs)
-    device_model = CudaModel(model)
-    gpu = search(device_model.root(batch_size), device_model.recurrent_fn, num_simulations, rng=np.random.default_rng(seed),
-                 backend="cuda", **kwargs)  # fmt: skip
+    kwargs = dict(add_noise=True, legal_actions_mask=legal, **kwargs)
+    device_model = TorchModel(model, device="cuda")
+    gpu_settings = golden_settings(num_simulations, noise_fraction, "cuda")
+    gpu = search(
+        device_model.root(batch_size), device_model.recurrent_fn, gpu_settings, rng=np.random.default_rng(seed), **kwargs
+    )
     root = model.root(batch_size)
-    numba = search(root, model.recurrent_fn, num_simulations, rng=np.random.default_rng(seed), backend="cpu", **kwargs)
-    slow = reference.search(root, model.recurrent_fn, num_simulations, rng=np.random.default_rng(seed), **kwargs)
+    settings = golden_settings(num_simulations, noise_fraction, "cpu")
+    numba = search(root, model.recurrent_fn, settings, rng=np.random.default_rng(seed), **kwargs)
+    slow = reference.search(root, model.recurrent_fn, settings, rng=np.random.default_rng(seed), **kwargs)
     return gpu, numba, slow
 
 
@@ -127,7 +106,12 @@ def test_priors_differ_from_numba_by_a_few_ulps_at_most():
 
 def test_results_are_device_tensors_and_host_actions():
     model = DeviceModel(4)
-    result = search(model.root(9), model.recurrent_fn, 12, discount=DISCOUNT, rng=np.random.default_rng(0), backend="cuda")
+    result = search(
+        model.root(9),
+        model.recurrent_fn,
+        SearchSettings(num_simulations=12, gamma=DISCOUNT, search_backend="cuda"),
+        rng=np.random.default_rng(0),
+    )
     assert isinstance(result.action, np.ndarray) and result.action.dtype == np.int64 and result.action.shape == (9,)
     for tensor, dtype in ((result.visit_counts, th.int32), (result.root_value, th.float64), (result.q_values, th.float64)):
         assert isinstance(tensor, th.Tensor) and tensor.is_cuda and tensor.dtype == dtype
@@ -155,10 +139,15 @@ def test_the_simulation_loop_does_not_synchronise(monkeypatch):
 
     monkeypatch.setattr(cuda, "read_root", read_root_after_the_loop)
     root = model.root(64)
-    search(root, model.recurrent_fn, 3, discount=DISCOUNT, rng=np.random.default_rng(0), backend="cuda")  # compile, warm up
+    search(
+        root,
+        model.recurrent_fn,
+        SearchSettings(num_simulations=3, gamma=DISCOUNT, search_backend="cuda"),
+        rng=np.random.default_rng(0),
+    )  # compile, warm up
     try:
-        search(root, recurrent_fn, 20, discount=DISCOUNT, rng=np.random.default_rng(0), noise_fraction=0.25, temperature=1.0,
-               backend="cuda")  # fmt: skip
+        settings = SearchSettings(num_simulations=20, gamma=DISCOUNT, root_exploration_fraction=0.25, search_backend="cuda")
+        search(root, recurrent_fn, settings, rng=np.random.default_rng(0), add_noise=True, temperature=1.0)
     finally:
         th.cuda.set_sync_debug_mode("default")
     assert simulations == [64] * 20
@@ -201,11 +190,18 @@ def test_auto_backend_is_cuda_for_cuda_latents():
     assert get_backend("auto", th.zeros(2, 3, device="cuda")) is cuda
     assert get_backend("auto", th.zeros(2, 3)) is cpu
     model = DeviceModel(4)
-    result = search(model.root(3), model.recurrent_fn, 5, discount=DISCOUNT, rng=np.random.default_rng(0))
+    result = search(
+        model.root(3), model.recurrent_fn, SearchSettings(num_simulations=5, gamma=DISCOUNT), rng=np.random.default_rng(0)
+    )
     assert result.visit_counts.is_cuda
 
 
 def test_cuda_backend_refuses_host_latents():
     model = HashModel(3, seed=1)
     with pytest.raises(ValueError, match="root latent must be a torch tensor on a CUDA device"):
-        search(model.root(2), model.recurrent_fn, 4, discount=DISCOUNT, rng=np.random.default_rng(0), backend="cuda")
+        search(
+            model.root(2),
+            model.recurrent_fn,
+            SearchSettings(num_simulations=4, gamma=DISCOUNT, search_backend="cuda"),
+            rng=np.random.default_rng(0),
+        )

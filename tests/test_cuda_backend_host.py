@@ -9,7 +9,6 @@ torch tensors, tree reuse, the action choice on the "device". It cannot check Cu
 streams or the GPU: ``test_cuda_backend.py`` does, where there is one.
 """
 
-import importlib
 import sys
 import types
 from types import SimpleNamespace
@@ -18,12 +17,11 @@ import numpy as np
 import pytest
 import torch as th
 
-from sb3_muzero.mcts import RecurrentOutput, RootInput, kernels, reference, search
+from sb3_muzero.mcts import SearchSettings, driver, kernels, reference, search
 from tests.host_kernels import HostDevice, gxx
-from tests.mcts_models import Float32Model, HashModel
+from tests.mcts_models import Float32Model, HashModel, TorchModel
 from tests.test_mcts import DISCOUNT, random_legal_mask
 
-search_module = importlib.import_module("sb3_muzero.mcts.search")
 pytestmark = pytest.mark.skipif(gxx() is None, reason="g++ is not installed: the host build of search.cu needs it")
 
 
@@ -79,23 +77,8 @@ def cuda_on_host(monkeypatch, host_kernel_library):
     monkeypatch.setattr(cuda, "_devices", {})
     monkeypatch.setattr(cuda, "_cuda_device", lambda device: th.device("cpu"))
     monkeypatch.setattr(th.cuda, "current_stream", lambda device=None: SimpleNamespace(cuda_stream=0))
-    monkeypatch.setattr(search_module, "get_backend", lambda name, latent: cuda)
+    monkeypatch.setattr(driver, "get_backend", lambda name, latent: cuda)
     return host
-
-
-class TorchModel:
-    """A numpy test model seen through torch tensors (the uint64 states as int64 tensors of the same bits)."""
-
-    def __init__(self, model: HashModel):
-        self.model = model
-
-    def root(self, batch_size: int) -> RootInput:
-        root = self.model.root(batch_size)
-        return RootInput(th.as_tensor(root.prior_logits), th.as_tensor(root.value), th.as_tensor(root.latent.view(np.int64)))
-
-    def recurrent_fn(self, latent: th.Tensor, action: th.Tensor) -> RecurrentOutput:
-        output = self.model.recurrent_fn(latent.numpy().view(np.uint64), action.numpy())
-        return RecurrentOutput(*(th.as_tensor(x) for x in output[:3]), th.as_tensor(output.latent.view(np.int64)))
 
 
 @pytest.mark.parametrize(
@@ -105,13 +88,16 @@ class TorchModel:
 def test_cuda_backend_glue_agrees_with_reference(cuda_on_host, model, temperature):
     batch_size, num_simulations = 11, 30
     legal = random_legal_mask(np.random.default_rng(2), batch_size, model.num_actions)
-    kwargs = dict(discount=DISCOUNT, noise_fraction=0.25, legal_actions_mask=legal, temperature=temperature)
-    torch_model = TorchModel(model)
+    settings = SearchSettings(num_simulations=num_simulations, gamma=DISCOUNT)
+    kwargs = dict(add_noise=True, legal_actions_mask=legal, temperature=temperature)
+    torch_model = TorchModel(model, device="cpu")
     for _ in range(2):  # the second search reuses the first one's tree
-        result = search(torch_model.root(batch_size), torch_model.recurrent_fn, num_simulations,
-                        rng=np.random.default_rng(1), **kwargs)  # fmt: skip
-        expected = reference.search(model.root(batch_size), model.recurrent_fn, num_simulations,
-                                    rng=np.random.default_rng(1), **kwargs)  # fmt: skip
+        result = search(
+            torch_model.root(batch_size), torch_model.recurrent_fn, settings, rng=np.random.default_rng(1), **kwargs
+        )
+        expected = reference.search(
+            model.root(batch_size), model.recurrent_fn, settings, rng=np.random.default_rng(1), **kwargs
+        )
         np.testing.assert_array_equal(result.visit_counts.numpy(), expected.visit_counts)
         np.testing.assert_allclose(result.root_value.numpy(), expected.root_value, rtol=0, atol=1e-5)
         np.testing.assert_allclose(result.q_values.numpy(), expected.q_values, rtol=0, atol=1e-5)
@@ -133,10 +119,15 @@ def test_selection_outputs_are_views_of_the_tree(cuda_on_host):
 
 
 def test_model_outputs_of_the_wrong_shape_are_refused(cuda_on_host):
-    torch_model = TorchModel(HashModel(4, seed=1))
+    torch_model = TorchModel(HashModel(4, seed=1), device="cpu")
 
     def bad_recurrent_fn(latent, action):
         return torch_model.recurrent_fn(latent, action)._replace(value=th.zeros(len(action), 1))
 
     with pytest.raises(ValueError, match=r"recurrent_fn's value must have shape \[3\], got \[3, 1\]"):
-        search(torch_model.root(3), bad_recurrent_fn, 4, discount=DISCOUNT, rng=np.random.default_rng(0))
+        search(
+            torch_model.root(3),
+            bad_recurrent_fn,
+            SearchSettings(num_simulations=4, gamma=DISCOUNT),
+            rng=np.random.default_rng(0),
+        )

@@ -6,7 +6,6 @@ backend passes them (:mod:`sb3_muzero.mcts.kernels`). What only a GPU can check 
 streams, the device's ``exp``) is in ``test_cuda_backend.py``.
 """
 
-import importlib
 import re
 import shutil
 import subprocess
@@ -17,14 +16,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from sb3_muzero.mcts import Tree, kernels, reference, search
+from sb3_muzero.mcts import SearchSettings, Tree, action_choice, driver, kernels, reference, search
 from sb3_muzero.mcts.backends import cpu
 from sb3_muzero.mcts.types import NODE_DTYPE, PRIORS_PENDING, VISITED_DTYPE
 from tests.host_kernels import HostDevice, HostKernelBackend, gxx, kernel_signatures, struct_fields
 from tests.mcts_models import Float32Model, HashModel
-from tests.test_mcts import DISCOUNT, GOLDEN_GRID, random_legal_mask
-
-search_module = importlib.import_module("sb3_muzero.mcts.search")
+from tests.test_mcts import DISCOUNT, GOLDEN_GRID, golden_settings, random_legal_mask
 
 needs_gxx = pytest.mark.skipif(gxx() is None, reason="g++ is not installed: the host build of search.cu needs it")
 SOURCE = kernels.source_text()
@@ -36,21 +33,23 @@ def host_backend(host_kernel_library) -> HostKernelBackend:
     return HostKernelBackend(HostDevice(host_kernel_library))
 
 
-def host_search(monkeypatch, host_backend, root, recurrent_fn, num_simulations, **kwargs):
-    """The search driver of sb3_muzero.mcts.search, unchanged, over the host build of the kernels."""
+def host_search(monkeypatch, host_backend, root, recurrent_fn, settings, **kwargs):
+    """The search driver of sb3_muzero.mcts.driver, unchanged, over the host build of the kernels."""
     with monkeypatch.context() as patch:
-        patch.setattr(search_module, "get_backend", lambda name, latent: host_backend)
-        return search(root, recurrent_fn, num_simulations, **kwargs)
+        patch.setattr(driver, "get_backend", lambda name, latent: host_backend)
+        return search(root, recurrent_fn, settings, **kwargs)
 
 
 def run_three(monkeypatch, host_backend, model, batch_size, num_simulations, legal, noise_fraction, seed=7, **kwargs):
     """The same search on the host kernels, the Numba backend and the reference, each with its own generator."""
-    kwargs = dict(discount=DISCOUNT, noise_fraction=noise_fraction, dirichlet_alpha=0.3, legal_actions_mask=legal, **kwargs)
+    kwargs = dict(add_noise=True, legal_actions_mask=legal, **kwargs)
+    settings = golden_settings(num_simulations, noise_fraction, search_backend="cpu")
     root = model.root(batch_size)
-    host = host_search(monkeypatch, host_backend, root, model.recurrent_fn, num_simulations,
-                       rng=np.random.default_rng(seed), **kwargs)  # fmt: skip
-    numba = search(root, model.recurrent_fn, num_simulations, rng=np.random.default_rng(seed), backend="cpu", **kwargs)
-    slow = reference.search(root, model.recurrent_fn, num_simulations, rng=np.random.default_rng(seed), **kwargs)
+    host = host_search(
+        monkeypatch, host_backend, root, model.recurrent_fn, settings, rng=np.random.default_rng(seed), **kwargs
+    )
+    numba = search(root, model.recurrent_fn, settings, rng=np.random.default_rng(seed), **kwargs)
+    slow = reference.search(root, model.recurrent_fn, settings, rng=np.random.default_rng(seed), **kwargs)
     return host, numba, slow
 
 
@@ -137,7 +136,7 @@ def test_choose_actions_kernel_equals_choose_action(host_backend, temperature):
     visits[50:60] = 0
     visits[50:60, -1] = num_simulations  # one visited action, the last
     visits[visits.max(axis=1) == 0, 0] = 1  # every row has a visit
-    expected = search_module.choose_action(np.random.default_rng(9), visits, temperature)
+    expected = action_choice.choose_action(np.random.default_rng(9), visits, temperature)
     actual = host_backend.choose_action(np.random.default_rng(9), visits, temperature, num_simulations)
     np.testing.assert_array_equal(actual, expected)
 
@@ -149,7 +148,7 @@ def test_choose_actions_kernel_at_exact_thresholds(host_backend):
     visits = np.array([[0, 2, 0, 2], [1, 1, 0, 0], [0, 3, 0, 0], [2, 2, 0, 0], [1, 0, 0, 3]])
     uniforms = np.array([0.0, 0.5, np.nextafter(1.0, 0.0), 0.5, 0.25])
     fixed = SimpleNamespace(random=lambda size: uniforms[:size])  # a generator that draws these uniforms
-    expected = search_module.choose_action(fixed, visits, 1.0)
+    expected = action_choice.choose_action(fixed, visits, 1.0)
     np.testing.assert_array_equal(expected, [1, 1, 1, 1, 3])
     np.testing.assert_array_equal(host_backend.choose_action(fixed, visits, 1.0, 3), expected)
 
@@ -163,8 +162,8 @@ def test_host_kernels_refuse_model_outputs_of_the_wrong_shape(monkeypatch, host_
         return output._replace(prior_logits=output.prior_logits[:, :3])
 
     with pytest.raises(ValueError, match=r"recurrent_fn's prior_logits must have shape \[5, 4\], got \[5, 3\]"):
-        host_search(monkeypatch, host_backend, model.root(5), bad_recurrent_fn, 3, discount=DISCOUNT,
-                    rng=np.random.default_rng(0))  # fmt: skip
+        settings = SearchSettings(num_simulations=3, gamma=DISCOUNT)
+        host_search(monkeypatch, host_backend, model.root(5), bad_recurrent_fn, settings, rng=np.random.default_rng(0))
 
 
 @needs_gxx
@@ -234,10 +233,10 @@ def test_search_cu_compiles_to_ptx(tmp_path):
 def test_importing_the_package_does_not_import_cupy():
     code = (
         "import sys, numpy as np, sb3_muzero, sb3_muzero.mcts, sb3_muzero.mcts.kernels, sb3_muzero.mcts.backends.cuda\n"
-        "from sb3_muzero.mcts import search\n"
+        "from sb3_muzero.mcts import SearchSettings, search\n"
         "from tests.mcts_models import HashModel\n"
         "model = HashModel(3, seed=1)\n"
-        "search(model.root(2), model.recurrent_fn, 4, discount=0.9, rng=np.random.default_rng(0))\n"
+        "search(model.root(2), model.recurrent_fn, SearchSettings(num_simulations=4), rng=np.random.default_rng(0))\n"
         "assert 'cupy' not in sys.modules, 'cupy was imported'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPOSITORY)
@@ -248,7 +247,12 @@ def test_cuda_backend_without_cupy_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # as if CuPy were not installed
     model = HashModel(3, seed=1)
     with pytest.raises(ImportError, match=re.escape('pip install "sb3-muzero[cuda]"')):
-        search(model.root(2), model.recurrent_fn, 4, discount=DISCOUNT, rng=np.random.default_rng(0), backend="cuda")
+        search(
+            model.root(2),
+            model.recurrent_fn,
+            SearchSettings(num_simulations=4, gamma=DISCOUNT, search_backend="cuda"),
+            rng=np.random.default_rng(0),
+        )
 
 
 class FakeCupy:
@@ -265,14 +269,24 @@ def test_cuda_backend_without_a_gpu_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", FakeCupy(device_count=0))
     model = HashModel(3, seed=1)
     with pytest.raises(RuntimeError, match=r"needs a CUDA GPU, and CuPy 0\.0-test sees none.*sb3-muzero\[cuda\]"):
-        search(model.root(2), model.recurrent_fn, 4, discount=DISCOUNT, rng=np.random.default_rng(0), backend="cuda")
+        search(
+            model.root(2),
+            model.recurrent_fn,
+            SearchSettings(num_simulations=4, gamma=DISCOUNT, search_backend="cuda"),
+            rng=np.random.default_rng(0),
+        )
 
 
 def test_cuda_backend_refuses_host_latents(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", FakeCupy(device_count=1))
     model = HashModel(3, seed=1)
     with pytest.raises(ValueError, match="root latent must be a torch tensor on a CUDA device; got ndarray"):
-        search(model.root(2), model.recurrent_fn, 4, discount=DISCOUNT, rng=np.random.default_rng(0), backend="cuda")
+        search(
+            model.root(2),
+            model.recurrent_fn,
+            SearchSettings(num_simulations=4, gamma=DISCOUNT, search_backend="cuda"),
+            rng=np.random.default_rng(0),
+        )
 
 
 def test_auto_backend_stays_on_cpu_without_cupy(monkeypatch):

@@ -1,6 +1,5 @@
 """The batched search: golden agreement with the reference, properties, hand-computed trees, errors."""
 
-import importlib
 import itertools
 import math
 
@@ -8,10 +7,8 @@ import numpy as np
 import pytest
 import torch as th
 
-from sb3_muzero.mcts import RecurrentOutput, RootInput, reference, search
+from sb3_muzero.mcts import RecurrentOutput, RootInput, SearchSettings, action_choice, reference, roots, search
 from tests.mcts_models import HashModel
-
-search_module = importlib.import_module("sb3_muzero.mcts.search")
 
 DISCOUNT = 0.97
 GOLDEN_GRID = list(itertools.product([1, 3, 17], [2, 4, 18], [1, 2, 10, 50], [False, True], [False, True]))
@@ -25,11 +22,18 @@ def random_legal_mask(rng: np.random.Generator, batch_size: int, num_actions: in
     return mask
 
 
+def golden_settings(num_simulations: int, noise_fraction: float, search_backend: str = "auto") -> SearchSettings:
+    """The settings of the golden trees: the tests' discount, root noise of the given fraction."""
+    return SearchSettings(num_simulations=num_simulations, gamma=DISCOUNT, root_dirichlet_alpha=0.3,
+                          root_exploration_fraction=noise_fraction, search_backend=search_backend)  # fmt: skip
+
+
 def run_both(model, batch_size, num_simulations, legal, noise_fraction, seed=7, **kwargs):
-    kwargs = dict(discount=DISCOUNT, noise_fraction=noise_fraction, dirichlet_alpha=0.3, legal_actions_mask=legal, **kwargs)
+    kwargs = dict(add_noise=True, legal_actions_mask=legal, **kwargs)
+    settings = golden_settings(num_simulations, noise_fraction, search_backend="cpu")
     root = model.root(batch_size)
-    fast = search(root, model.recurrent_fn, num_simulations, rng=np.random.default_rng(seed), backend="cpu", **kwargs)
-    slow = reference.search(root, model.recurrent_fn, num_simulations, rng=np.random.default_rng(seed), **kwargs)
+    fast = search(root, model.recurrent_fn, settings, rng=np.random.default_rng(seed), **kwargs)
+    slow = reference.search(root, model.recurrent_fn, settings, rng=np.random.default_rng(seed), **kwargs)
     return fast, slow
 
 
@@ -70,8 +74,10 @@ def test_visit_counts_sum_to_num_simulations_and_masked_actions_are_never_visite
     model = HashModel(6, seed=11)
     legal = random_legal_mask(rng, 9, 6)
     run = reference.search if backend == "reference" else search
-    result = run(model.root(9), model.recurrent_fn, 40, discount=DISCOUNT, rng=rng, noise_fraction=0.5,
-                 legal_actions_mask=legal, temperature=1.0)  # fmt: skip
+    settings = SearchSettings(num_simulations=40, gamma=DISCOUNT, root_exploration_fraction=0.5)
+    result = run(
+        model.root(9), model.recurrent_fn, settings, rng=rng, add_noise=True, legal_actions_mask=legal, temperature=1.0
+    )
     np.testing.assert_array_equal(result.visit_counts.sum(axis=1), 40)
     assert (result.visit_counts[~legal] == 0).all()
     assert legal[np.arange(9), result.action].all()
@@ -97,7 +103,9 @@ class OneGoodActionModel:
 @pytest.mark.parametrize("good_action", [0, 3, 7])
 def test_search_chooses_the_action_the_value_favours(good_action):
     model = OneGoodActionModel(8, good_action)
-    result = search(model.root(4), model.recurrent_fn, 30, discount=DISCOUNT, rng=np.random.default_rng(0))
+    result = search(
+        model.root(4), model.recurrent_fn, SearchSettings(num_simulations=30, gamma=DISCOUNT), rng=np.random.default_rng(0)
+    )
     np.testing.assert_array_equal(result.action, good_action)
     assert (result.visit_counts[:, good_action] > 30 // 2).all()
     others = np.arange(8) != good_action
@@ -108,33 +116,38 @@ def test_search_chooses_the_action_the_value_favours(good_action):
 def test_temperature_zero_is_deterministic_with_lowest_index_tie_break():
     model = HashModel(5, seed=2)
     root = model.root(6)
-    actions = [search(root, model.recurrent_fn, 12, discount=DISCOUNT, rng=np.random.default_rng(s)).action for s in range(4)]
+    actions = [
+        search(
+            root, model.recurrent_fn, SearchSettings(num_simulations=12, gamma=DISCOUNT), rng=np.random.default_rng(s)
+        ).action
+        for s in range(4)
+    ]
     for other in actions[1:]:
         np.testing.assert_array_equal(actions[0], other)
     tied = np.array([[0, 3, 1, 3], [2, 2, 2, 2]])
-    np.testing.assert_array_equal(search_module.choose_action(np.random.default_rng(0), tied, 0.0), [1, 0])
+    np.testing.assert_array_equal(action_choice.choose_action(np.random.default_rng(0), tied, 0.0), [1, 0])
 
 
 def test_temperature_sampling_follows_visit_counts():
     visits = np.tile([[1, 0, 3, 6]], (20000, 1))
-    actions = search_module.choose_action(np.random.default_rng(0), visits, 1.0)
+    actions = action_choice.choose_action(np.random.default_rng(0), visits, 1.0)
     np.testing.assert_allclose(np.bincount(actions, minlength=4) / len(actions), [0.1, 0.0, 0.3, 0.6], atol=0.01)
-    sharp = search_module.choose_action(np.random.default_rng(0), visits, 0.25)  # weights 1 : 81 : 1296
+    sharp = action_choice.choose_action(np.random.default_rng(0), visits, 0.25)  # weights 1 : 81 : 1296
     assert (sharp == 3).mean() > 0.9 and (sharp == 1).sum() == 0
 
 
 def test_dirichlet_noise_is_a_distribution_over_legal_actions():
     legal = random_legal_mask(np.random.default_rng(1), 50, 7)
-    noise = search_module.dirichlet_noise(np.random.default_rng(2), 0.3, legal)
+    noise = roots.dirichlet_noise(np.random.default_rng(2), 0.3, legal)
     np.testing.assert_allclose(noise.sum(axis=1), 1.0)
     assert (noise[~legal] == 0).all() and (noise >= 0).all()
-    tiny = search_module.dirichlet_noise(np.random.default_rng(2), 1e-4, legal)  # rows can underflow to all-zero draws
+    tiny = roots.dirichlet_noise(np.random.default_rng(2), 1e-4, legal)  # rows can underflow to all-zero draws
     np.testing.assert_allclose(tiny.sum(axis=1), 1.0)
 
 
 def test_recurrent_fn_is_called_once_per_simulation_with_the_whole_batch():
     model = HashModel(4, seed=5)
-    search(model.root(13), model.recurrent_fn, 9, discount=DISCOUNT, rng=np.random.default_rng(0))
+    search(model.root(13), model.recurrent_fn, SearchSettings(num_simulations=9, gamma=DISCOUNT), rng=np.random.default_rng(0))
     assert model.calls == [13] * 9
 
 
@@ -147,7 +160,9 @@ def test_recurrent_fn_gets_actions_it_may_keep():
         kept.append((action, action.copy()))
         return model.recurrent_fn(latent, action)
 
-    search(model.root(13), keeping_recurrent_fn, 9, discount=DISCOUNT, rng=np.random.default_rng(0))
+    search(
+        model.root(13), keeping_recurrent_fn, SearchSettings(num_simulations=9, gamma=DISCOUNT), rng=np.random.default_rng(0)
+    )
     for action, snapshot in kept:
         np.testing.assert_array_equal(action, snapshot)
 
@@ -162,8 +177,12 @@ def test_torch_latents_give_the_same_search_as_numpy():
         return RecurrentOutput(*(th.as_tensor(x) for x in out))
 
     torch_root = RootInput(*(th.as_tensor(x) for x in root))
-    expected = search(root, model.recurrent_fn, 20, discount=DISCOUNT, rng=np.random.default_rng(0))
-    result = search(torch_root, torch_recurrent_fn, 20, discount=DISCOUNT, rng=np.random.default_rng(0))
+    expected = search(
+        root, model.recurrent_fn, SearchSettings(num_simulations=20, gamma=DISCOUNT), rng=np.random.default_rng(0)
+    )
+    result = search(
+        torch_root, torch_recurrent_fn, SearchSettings(num_simulations=20, gamma=DISCOUNT), rng=np.random.default_rng(0)
+    )
     np.testing.assert_array_equal(result.visit_counts, expected.visit_counts)
     np.testing.assert_array_equal(result.root_value, expected.root_value)
 
@@ -190,7 +209,7 @@ def test_two_simulations_match_hand_computation(backend):
     model = ScriptedModel(outputs)
     root = RootInput(np.array([[0.0, math.log(3.0)]]), np.array([0.1]), np.full((1, 4), -1.0))
     run = reference.search if backend == "reference" else search
-    result = run(root, model.recurrent_fn, 2, discount=0.9, rng=np.random.default_rng(0))
+    result = run(root, model.recurrent_fn, SearchSettings(num_simulations=2, gamma=0.9), rng=np.random.default_rng(0))
     # Simulation 1 backs up G = 0.5 + 0.9 * 2.0 = 2.3 through child 1.
     # Simulation 2: exploration(2) * 0.25 / 1 < exploration(2) * 0.75 / 2 at the root, so action 1 again;
     # at child 1 (uniform priors) action 0; G at child 1 = 1.0 + 0.9 * -1.0 = 0.1, at the root 0.5 + 0.9 * 0.1.
@@ -205,46 +224,80 @@ def test_value_term_uses_the_min_max_range_of_q():
     outputs = {(0,): (0.0, 0.0, [0.0, 0.0, 0.0]), (1,): (1.0, 0.0, [0.0, 0.0, 0.0]), (1, 0): (0.0, 0.0, [0.0, 0.0, 0.0])}
     root = RootInput(np.array([[math.log(1.2), 0.0, -30.0]]), np.array([0.0]), np.full((1, 4), -1.0))
     for run in (search, reference.search):
-        result = run(root, ScriptedModel(outputs).recurrent_fn, 3, discount=1.0, rng=np.random.default_rng(0))
+        result = run(
+            root,
+            ScriptedModel(outputs).recurrent_fn,
+            SearchSettings(num_simulations=3, gamma=1.0),
+            rng=np.random.default_rng(0),
+        )
         # Sims 1-2 follow priors (action 0, then action 1); then Q(1) = 1 > Q(0) = 0 decides.
         np.testing.assert_array_equal(result.visit_counts, [[1, 2, 0]])
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "settings, message",
     [
-        (dict(discount=-1.0), "two-player"),
-        (dict(discount=0.0), "discount"),
-        (dict(discount=1.5), "discount"),
+        (dict(gamma=-1.0), "two-player"),
+        (dict(gamma=0.0), "gamma"),
+        (dict(gamma=1.5), "gamma"),
         (dict(num_simulations=0), "num_simulations"),
         (dict(num_simulations=2.5), "num_simulations"),
-        (dict(noise_fraction=1.5), "noise_fraction"),
-        (dict(noise_fraction=0.25, dirichlet_alpha=0.0), "dirichlet_alpha"),
-        (dict(temperature=-1.0), "temperature"),
+        (dict(root_exploration_fraction=1.5), "root_exploration_fraction"),
+        (dict(root_dirichlet_alpha=0.0), "root_dirichlet_alpha"),
         (dict(pb_c_base=0.0), "pb_c_base"),
-        (dict(backend="tpu"), "Unknown search backend"),
+        (dict(search_backend="tpu"), "Unknown search_backend"),
+    ],
+)
+def test_bad_settings_are_refused_with_a_clear_message(settings, message):
+    with pytest.raises(ValueError, match=message):
+        SearchSettings(**(dict(num_simulations=4, gamma=DISCOUNT) | settings))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(temperature=-1.0), "temperature"),
         (dict(legal_actions_mask=np.zeros((2, 3), dtype=bool)), "allows no action"),
         (dict(legal_actions_mask=np.ones((3, 2), dtype=bool)), "legal_actions_mask must have shape"),
     ],
 )
 def test_bad_arguments_are_refused_with_a_clear_message(kwargs, message):
     model = HashModel(3, seed=1)
-    arguments = dict(num_simulations=4, discount=DISCOUNT, rng=np.random.default_rng(0)) | kwargs
-    num_simulations = arguments.pop("num_simulations")
     with pytest.raises(ValueError, match=message):
-        search(model.root(2), model.recurrent_fn, num_simulations, **arguments)
+        search(model.root(2), model.recurrent_fn, SearchSettings(num_simulations=4), rng=np.random.default_rng(0), **kwargs)
+
+
+def test_settings_of_the_wrong_type_are_refused():
+    model = HashModel(3, seed=1)
+    with pytest.raises(TypeError, match="settings must be a SearchSettings, got int"):
+        search(model.root(2), model.recurrent_fn, 4, rng=np.random.default_rng(0))
+
+
+def test_settings_read_the_names_of_earlier_policy_files():
+    former = dict(num_simulations=8, discount=0.9, pb_c_init=1.0, pb_c_base=100.0, dirichlet_alpha=0.5,
+                  noise_fraction=0.1, backend="cpu")  # fmt: skip
+    settings = SearchSettings.from_dict(former)
+    assert settings == SearchSettings(num_simulations=8, gamma=0.9, pb_c_init=1.0, pb_c_base=100.0, root_dirichlet_alpha=0.5,
+                                      root_exploration_fraction=0.1, search_backend="cpu")  # fmt: skip
+    assert SearchSettings.from_dict(settings.as_dict()) == settings
+    with pytest.raises(ValueError, match=r"Unknown search settings \['simulations'\]"):
+        SearchSettings.from_dict(dict(simulations=3))
 
 
 def test_continuous_action_roots_are_refused():
     root = RootInput(np.zeros((2, 3, 2)), np.zeros(2), np.zeros((2, 1)))
     with pytest.raises(ValueError, match="continuous actions are not supported"):
-        search(root, lambda latent, action: None, 4, discount=DISCOUNT, rng=np.random.default_rng(0))
+        search(
+            root, lambda latent, action: None, SearchSettings(num_simulations=4, gamma=DISCOUNT), rng=np.random.default_rng(0)
+        )
 
 
 def test_non_finite_roots_are_refused():
     root = RootInput(np.array([[0.0, np.nan]]), np.zeros(1), np.zeros((1, 1)))
     with pytest.raises(ValueError, match="finite"):
-        search(root, lambda latent, action: None, 4, discount=DISCOUNT, rng=np.random.default_rng(0))
+        search(
+            root, lambda latent, action: None, SearchSettings(num_simulations=4, gamma=DISCOUNT), rng=np.random.default_rng(0)
+        )
 
 
 def test_auto_backend_is_cpu_for_host_latents():

@@ -71,7 +71,7 @@ def test_loss_matches_an_explicit_per_step_computation():
     model = MuZero("MlpPolicy", env, seed=0, num_unroll_steps=2, td_steps=2, value_loss_coef=0.3, reward_loss_coef=0.7,
                    policy_loss_coef=1.1, **SMALL)  # fmt: skip
     model.learn(40)
-    sample = model.replay_buffer.sample(6, 2, 2, beta=1.0, rng=np.random.default_rng(0))
+    sample = model.replay_buffer.sample(6, 2, 2, beta=1.0, rng=np.random.default_rng(0), with_bootstrap_observations=True)
     sample = sample._replace(weights=np.linspace(0.2, 1.0, 6).astype(np.float32))
     policy = model.policy
     policy.set_training_mode(True)
@@ -105,7 +105,9 @@ def test_consistency_loss_trains_the_dynamics_towards_the_encoded_next_latents()
     model = MuZero("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0), seed=0, consistency_loss_coef=2.0,
                    num_unroll_steps=3, **{**SMALL, "learning_starts": 200})  # fmt: skip
     model.learn(200)  # collection only: the gradient steps below are the first
-    sample = model.replay_buffer.sample(32, 3, model.td_steps, 1.0, np.random.default_rng(0), with_next_observations=True)
+    sample = model.replay_buffer.sample(
+        32, 3, model.td_steps, 1.0, np.random.default_rng(0), with_next_observations=True, with_bootstrap_observations=True
+    )
     sample = sample._replace(weights=np.ones(32, np.float32))
     # The loss averages -cos over the K steps (masked): divide by the valid fraction to get a mean similarity.
     valid = sample.next_observation_mask.mean()
@@ -126,7 +128,9 @@ def test_gradient_entering_the_dynamics_is_halved():
 def test_priorities_are_the_distance_between_search_value_and_target():
     model = MuZero("MlpPolicy", make_vec_env(TwoStepChainEnv, n_envs=2, seed=0), seed=0, **SMALL)
     model.learn(40)
-    sample = model.replay_buffer.sample(8, model.num_unroll_steps, model.td_steps, 1.0, np.random.default_rng(1))
+    sample = model.replay_buffer.sample(
+        8, model.num_unroll_steps, model.td_steps, 1.0, np.random.default_rng(1), with_bootstrap_observations=True
+    )
     model._gradient_step(sample)
     expected = np.abs(sample.root_values - sample.value_targets[:, 0]) + model.replay_buffer.priority_epsilon
     np.testing.assert_allclose(model.replay_buffer.priorities.get(sample.slots), expected, rtol=1e-5)

@@ -20,8 +20,7 @@ from torch import nn
 
 from sb3_muzero import CheckpointCallback, CorruptFileError, MuZero
 from sb3_muzero.common.callbacks import find_checkpoints
-from sb3_muzero.common.replay_file import load_replay, save_replay
-from sb3_muzero.replay import MuZeroReplayBuffer
+from sb3_muzero.replay import MuZeroReplayBuffer, load_replay, save_replay
 from tests.helpers import SMALL, assert_same_parameters, assert_same_replay
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
@@ -148,7 +147,7 @@ def large_replay(capacity: int) -> MuZeroReplayBuffer:
 
 SAVE_FOREVER = """
 import sys, time
-from sb3_muzero.common.replay_file import save_replay
+from sb3_muzero.replay import save_replay
 from tests.test_persistence import large_replay
 buffer = large_replay(int(sys.argv[2]))
 start = time.monotonic()

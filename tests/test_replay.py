@@ -291,7 +291,7 @@ def test_sum_tree_total_and_proportional_lookup():
     assert tree.total == pytest.approx(10.0)
     masses = np.array([0.0, 0.99, 1.0, 2.99, 3.0, 5.99, 6.0, 9.99])
     slots = np.empty(len(masses), np.int64)
-    from sb3_muzero.replay import _sum_tree_find
+    from sb3_muzero.replay.sum_tree import _sum_tree_find
 
     _sum_tree_find(tree.tree, tree.leaf_offset, masses, slots)
     np.testing.assert_array_equal(slots, [0, 0, 2, 2, 3, 3, 4, 4])

@@ -9,6 +9,7 @@ from stable_baselines3.common import callbacks as sb3_callbacks
 
 from sb3_muzero.common.env_checks import check_env_can_be_saved
 from sb3_muzero.common.files import atomic_write
+from sb3_muzero.common.numbers import is_int
 
 REPLAY_SUFFIX = "npz"
 
@@ -49,9 +50,9 @@ class CheckpointCallback(sb3_callbacks.CheckpointCallback):
         keep_last: Optional[int] = None,
         verbose: int = 0,
     ):
-        if isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1:
+        if not is_int(save_freq) or save_freq < 1:
             raise ValueError(f"save_freq must be an integer >= 1, got {save_freq!r}")
-        if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1):
+        if keep_last is not None and (not is_int(keep_last) or keep_last < 1):
             raise ValueError(f"keep_last must be None or an integer >= 1, got {keep_last!r}")
         super().__init__(save_freq, save_path, name_prefix, save_replay_buffer, save_vecnormalize, verbose)
         self.save_env = save_env

@@ -1,6 +1,6 @@
 """The reference search: slow, one tree at a time, in plain Python, following the MuZero pseudocode.
 
-It defines the behaviour every backend must reproduce (see :mod:`sb3_muzero.mcts.search` for the
+It defines the behaviour every backend must reproduce (see :mod:`sb3_muzero.mcts.driver` for the
 semantics, including where they differ from the pseudocode). Only tests and debugging should use it.
 """
 
@@ -9,7 +9,9 @@ from typing import Optional
 
 import numpy as np
 
-from sb3_muzero.mcts.search import check_search_arguments, choose_action, dirichlet_noise, legal_mask, to_numpy
+from sb3_muzero.mcts.action_choice import choose_action
+from sb3_muzero.mcts.roots import check_root, dirichlet_noise, legal_mask, to_numpy
+from sb3_muzero.mcts.settings import DEFAULT_SEARCH_SETTINGS, SearchSettings
 from sb3_muzero.mcts.types import RecurrentFn, RootInput, SearchResult
 
 
@@ -51,26 +53,24 @@ class MinMaxStats:
 def search(
     root: RootInput,
     recurrent_fn: RecurrentFn,
-    num_simulations: int,
+    settings: SearchSettings = DEFAULT_SEARCH_SETTINGS,
     *,
-    discount: float,
     rng: np.random.Generator,
-    pb_c_init: float = 1.25,
-    pb_c_base: float = 19652.0,
-    dirichlet_alpha: float = 0.25,
-    noise_fraction: float = 0.0,
-    legal_actions_mask: Optional[np.ndarray] = None,
     temperature: float = 0.0,
+    add_noise: bool = False,
+    legal_actions_mask: Optional[np.ndarray] = None,
 ) -> SearchResult:
-    """Same arguments and result as :func:`sb3_muzero.mcts.search.search`, computed one tree at a time.
+    """Same arguments and result as :func:`sb3_muzero.mcts.driver.search`, computed one tree at a time
+    (``settings.search_backend`` is not read).
 
     ``recurrent_fn`` is called with batches of one.
     """
-    prior_logits, root_value = check_search_arguments(
-        root, num_simulations, discount, pb_c_init, pb_c_base, dirichlet_alpha, noise_fraction, temperature
-    )
+    prior_logits, root_value = check_root(root, temperature)
+    num_simulations, gamma = settings.num_simulations, settings.gamma
+    pb_c_init, pb_c_base = settings.pb_c_init, settings.pb_c_base
     legal = legal_mask(legal_actions_mask, prior_logits.shape)
-    noise = dirichlet_noise(rng, dirichlet_alpha, legal) if noise_fraction > 0 else None
+    noise_fraction = settings.root_exploration_fraction if add_noise else 0.0
+    noise = dirichlet_noise(rng, settings.root_dirichlet_alpha, legal) if noise_fraction > 0 else None
     batch_size, num_actions = prior_logits.shape
     visit_counts = np.zeros((batch_size, num_actions), dtype=np.int32)
     search_value = np.zeros(batch_size, dtype=np.float64)
@@ -85,45 +85,45 @@ def search(
             add_exploration_noise(tree_root, noise[b], noise_fraction)
         min_max_stats = MinMaxStats()
         for _ in range(num_simulations):
-            run_simulation(tree_root, recurrent_fn, num_actions, discount, pb_c_init, pb_c_base, min_max_stats)
+            run_simulation(tree_root, recurrent_fn, num_actions, gamma, pb_c_init, pb_c_base, min_max_stats)
         search_value[b] = tree_root.value()
         for action, child in tree_root.children.items():
             if child.visit_count > 0:
                 visit_counts[b, action] = child.visit_count
-                q_values[b, action] = child.reward + discount * child.value()
+                q_values[b, action] = child.reward + gamma * child.value()
     action = choose_action(rng, visit_counts, temperature)
     return SearchResult(action, visit_counts, search_value, q_values)
 
 
-def run_simulation(root, recurrent_fn, num_actions, discount, pb_c_init, pb_c_base, min_max_stats) -> None:
+def run_simulation(root, recurrent_fn, num_actions, gamma, pb_c_init, pb_c_base, min_max_stats) -> None:
     """Select down to an unexpanded node, expand it with one model step, back up its value."""
     node = root
     search_path = [node]
     while node.expanded():
-        action, node = select_child(node, discount, pb_c_init, pb_c_base, min_max_stats)
+        action, node = select_child(node, gamma, pb_c_init, pb_c_base, min_max_stats)
         search_path.append(node)
     parent = search_path[-2]
     output = recurrent_fn(parent.latent, np.array([action], dtype=np.int64))
     expand_node(node, list(range(num_actions)), to_numpy(output.prior_logits)[0], output.latent)
     node.reward = float(to_numpy(output.reward)[0])
-    backpropagate(search_path, float(to_numpy(output.value)[0]), discount, min_max_stats)
+    backpropagate(search_path, float(to_numpy(output.value)[0]), gamma, min_max_stats)
 
 
-def select_child(node, discount, pb_c_init, pb_c_base, min_max_stats):
+def select_child(node, gamma, pb_c_init, pb_c_base, min_max_stats):
     """The (action, child) with the highest PUCT score; the lowest action wins ties."""
     best_action, best_child, best_score = None, None, -math.inf
     for action in sorted(node.children):
         child = node.children[action]
-        score = ucb_score(node, child, discount, pb_c_init, pb_c_base, min_max_stats)
+        score = ucb_score(node, child, gamma, pb_c_init, pb_c_base, min_max_stats)
         if best_child is None or score > best_score:
             best_action, best_child, best_score = action, child, score
     return best_action, best_child
 
 
-def ucb_score(parent, child, discount, pb_c_init, pb_c_base, min_max_stats) -> float:
+def ucb_score(parent, child, gamma, pb_c_init, pb_c_base, min_max_stats) -> float:
     exploration = (math.log((parent.visit_count + pb_c_base + 1) / pb_c_base) + pb_c_init) * math.sqrt(parent.visit_count)
     if child.visit_count > 0:
-        value_score = min_max_stats.normalize(child.reward + discount * child.value())
+        value_score = min_max_stats.normalize(child.reward + gamma * child.value())
     else:
         value_score = 0.0
     return exploration * (child.prior / (1 + child.visit_count)) + value_score
@@ -147,10 +147,10 @@ def add_exploration_noise(node, noise, noise_fraction) -> None:
         child.prior = child.prior * (1 - noise_fraction) + float(noise[action]) * noise_fraction
 
 
-def backpropagate(search_path, value, discount, min_max_stats) -> None:
+def backpropagate(search_path, value, gamma, min_max_stats) -> None:
     for node in reversed(search_path):
         node.value_sum += value
         node.visit_count += 1
         if node is not search_path[0]:
-            min_max_stats.update(node.reward + discount * node.value())
-        value = node.reward + discount * value
+            min_max_stats.update(node.reward + gamma * node.value())
+        value = node.reward + gamma * value

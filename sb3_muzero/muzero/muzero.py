@@ -13,26 +13,26 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStac
 
 from sb3_muzero.common.nonfinite import NONFINITE_MODES, searchable_observations, steps_to_store
 from sb3_muzero.common.numbers import is_int
-from sb3_muzero.mcts.backends import BACKENDS
-from sb3_muzero.mcts.search import to_numpy
+from sb3_muzero.mcts import SearchSettings
+from sb3_muzero.mcts.roots import to_numpy
 from sb3_muzero.muzero.augmentation import augment, check_augmentations
 from sb3_muzero.muzero.latent import scale_gradient
+from sb3_muzero.muzero.losses import cross_entropy
 from sb3_muzero.muzero.persistence import PersistenceMixin
-from sb3_muzero.muzero.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, MuZeroPolicy, SearchSettings
+from sb3_muzero.muzero.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, MuZeroPolicy
 from sb3_muzero.replay import MuZeroReplayBuffer, ReplaySample
 
 SelfMuZero = TypeVar("SelfMuZero", bound="MuZero")
 
 OPTIMIZERS: dict[str, type[th.optim.Optimizer]] = {"adam": th.optim.Adam, "adamw": th.optim.AdamW, "sgd": th.optim.SGD}
 SUPPORTED_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Dict)
-# Hyperparameters checked at construction: integers with their minimum, and reals with (low, high, low excluded).
-INTEGER_MINIMUMS = dict(num_simulations=1, num_unroll_steps=1, td_steps=1, buffer_size=1, batch_size=1, learning_starts=0,
-                        target_update_interval=0)  # fmt: skip
+# Hyperparameters checked at construction (the search settings are checked by SearchSettings): integers with their
+# minimum, and reals with (low, high, low excluded).
+INTEGER_MINIMUMS = dict(
+    num_unroll_steps=1, td_steps=1, buffer_size=1, batch_size=1, learning_starts=0, target_update_interval=0
+)
 REAL_INTERVALS = dict(
-    gamma=(0.0, 1.0, True),
     replay_ratio=(0.0, np.inf, True),
-    root_dirichlet_alpha=(0.0, np.inf, True),
-    root_exploration_fraction=(0.0, 1.0, False),
     temperature_initial=(0.0, np.inf, False),
     temperature_final=(0.0, np.inf, False),
     temperature_fraction=(0.0, 1.0, False),
@@ -90,7 +90,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         bootstrap values of the value targets; 0 bootstraps from the stored search values (no target network)
     :param prioritized_replay_alpha: priority exponent (0 = uniform sampling)
     :param prioritized_replay_beta: initial importance-sampling exponent, annealed linearly to 1 over training
-    :param search_backend: "auto", "cpu" or "cuda" (see :func:`sb3_muzero.mcts.search`)
+    :param search_backend: "auto", "cpu" or "cuda" (see :class:`sb3_muzero.mcts.SearchSettings`)
     :param on_nonfinite: what a NaN or inf in an observation or reward does: "raise" an error naming the env, or
         "skip" the step (not stored; see :mod:`sb3_muzero.common.nonfinite`)
     :param replay_buffer_kwargs: keyword arguments for :class:`~sb3_muzero.replay.MuZeroReplayBuffer`
@@ -123,16 +123,16 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         buffer_size: int = 100_000,
         learning_starts: int = 500,
         batch_size: int = 128,
-        gamma: float = 0.997,
+        gamma: float = SearchSettings.gamma,
         train_freq: Union[int, tuple[int, str]] = 1,
         replay_ratio: float = 1.0,
-        num_simulations: int = 25,
+        num_simulations: int = SearchSettings.num_simulations,
         num_unroll_steps: int = 5,
         td_steps: int = 10,
-        pb_c_init: float = 1.25,
-        pb_c_base: float = 19652.0,
-        root_dirichlet_alpha: float = 0.25,
-        root_exploration_fraction: float = 0.25,
+        pb_c_init: float = SearchSettings.pb_c_init,
+        pb_c_base: float = SearchSettings.pb_c_base,
+        root_dirichlet_alpha: float = SearchSettings.root_dirichlet_alpha,
+        root_exploration_fraction: float = SearchSettings.root_exploration_fraction,
         temperature_initial: float = 1.0,
         temperature_final: float = 0.25,
         temperature_fraction: float = 0.5,
@@ -147,7 +147,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         target_update_interval: int = 200,
         prioritized_replay_alpha: float = 1.0,
         prioritized_replay_beta: float = 1.0,
-        search_backend: str = "auto",
+        search_backend: str = SearchSettings.search_backend,
         on_nonfinite: str = "raise",
         replay_buffer_kwargs: Optional[dict[str, Any]] = None,
         stats_window_size: int = 100,
@@ -249,6 +249,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             )
 
     def _check_hyperparameters(self) -> None:
+        _ = self.search_settings  # SearchSettings checks the search's own hyperparameters
         for name, minimum in INTEGER_MINIMUMS.items():
             value = getattr(self, name)
             if not (is_int(value) and value >= minimum):
@@ -258,16 +259,8 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             if not (isinstance(value, (int, float)) and (low < value if low_open else low <= value) and value <= high):
                 interval = f"{'(' if low_open else '['}{low}, {'inf)' if high == np.inf else f'{high}]'}"
                 raise ValueError(f"{name} must be in {interval}, got {value!r}")
-        if self.augmentation and not (
-            isinstance(self.observation_space, spaces.Box) and len(self.observation_space.shape) == 3
-        ):
-            raise ValueError(
-                f"augmentation {self.augmentation} needs image observations [C, H, W], got {self.observation_space}"
-            )
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Unknown optimizer {self.optimizer!r}; supported: {', '.join(OPTIMIZERS)}")
-        if self.search_backend not in BACKENDS:
-            raise ValueError(f"Unknown search_backend {self.search_backend!r}; supported: {', '.join(BACKENDS)}")
         if self.on_nonfinite not in NONFINITE_MODES:
             raise ValueError(f"Unknown on_nonfinite {self.on_nonfinite!r}; supported: {', '.join(NONFINITE_MODES)}")
 
@@ -297,21 +290,25 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             optimizer_kwargs = {"momentum": 0.9} if self.optimizer == "sgd" else {}
             policy_kwargs["optimizer_kwargs"] = {**optimizer_kwargs, "weight_decay": self.weight_decay,
                                                  **policy_kwargs.get("optimizer_kwargs", {})}  # fmt: skip
-        search_settings = SearchSettings(
-            num_simulations=self.num_simulations,
-            discount=self.gamma,
-            pb_c_init=self.pb_c_init,
-            pb_c_base=self.pb_c_base,
-            dirichlet_alpha=self.root_dirichlet_alpha,
-            noise_fraction=self.root_exploration_fraction,
-            backend=self.search_backend,
-        )
         if self.consistency_loss_coef > 0:
             policy_kwargs.setdefault("projection_dim", 64)
         policy = self.policy_class(
-            self.observation_space, self.action_space, self.lr_schedule, search_settings=search_settings, **policy_kwargs
+            self.observation_space, self.action_space, self.lr_schedule, search_settings=self.search_settings, **policy_kwargs
         )
         return policy.to(self.device)
+
+    @property
+    def search_settings(self) -> SearchSettings:
+        """The search settings of this model's hyperparameters (checked)."""
+        return SearchSettings(
+            num_simulations=self.num_simulations,
+            gamma=self.gamma,
+            pb_c_init=self.pb_c_init,
+            pb_c_base=self.pb_c_base,
+            root_dirichlet_alpha=self.root_dirichlet_alpha,
+            root_exploration_fraction=self.root_exploration_fraction,
+            search_backend=self.search_backend,
+        )
 
     def set_random_seed(self, seed: Optional[int] = None) -> None:
         """Seed Python, NumPy, torch, the action space, the env, the search and the replay sampling."""
@@ -446,6 +443,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             sample = self.replay_buffer.sample(
                 batch_size, self.num_unroll_steps, self.td_steps, beta, self.replay_rng,
                 with_next_observations=self.consistency_loss_coef > 0,
+                with_bootstrap_observations=self.target_policy is not None,
             )  # fmt: skip
             for key, value in self._gradient_step(sample).items():
                 totals[key] = totals.get(key, 0.0) + value
@@ -469,7 +467,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         # Initial step: the representation of the observation, then the prediction.
         latent, policy_logits, value_logits = self.policy.initial_inference(observations)
         value_loss = self.policy.head_loss(value_logits, value_targets[:, 0]) * value_mask[:, 0]
-        policy_loss = _cross_entropy(policy_logits, policy_targets[:, 0]) * policy_mask[:, 0]
+        policy_loss = cross_entropy(policy_logits, policy_targets[:, 0]) * policy_mask[:, 0]
         reward_loss = th.zeros_like(value_loss)
         consistency_loss = th.zeros_like(value_loss)
         predicted_value = self.policy.to_scalar(value_logits.detach())
@@ -485,7 +483,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             reward_loss = (
                 reward_loss + scale * self.policy.head_loss(reward_logits, reward_targets[:, k - 1]) * reward_mask[:, k - 1]
             )
-            policy_loss = policy_loss + scale * _cross_entropy(policy_logits, policy_targets[:, k]) * policy_mask[:, k]
+            policy_loss = policy_loss + scale * cross_entropy(policy_logits, policy_targets[:, k]) * policy_mask[:, k]
             if encoded_next is not None:
                 next_mask = to_tensor(sample.next_observation_mask[:, k - 1])
                 consistency_loss = (
@@ -548,8 +546,9 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         bootstrap_value = sample.bootstrap_value.copy()
         stored = sample.bootstrap_slot >= 0
         if stored.any():
-            observations = self.replay_buffer.observations_at(sample.bootstrap_slot[stored])
-            tensor = obs_as_tensor(self._normalize_observations(observations), self.device)
+            if sample.bootstrap_observations is None:
+                raise ValueError("The target network bootstraps from observations: sample(with_bootstrap_observations=True)")
+            tensor = obs_as_tensor(self._normalize_observations(sample.bootstrap_observations), self.device)
             bootstrap_value[stored] = to_numpy(self.target_policy.value(tensor))
         return sample.value_partial + sample.bootstrap_discount * bootstrap_value
 
@@ -557,11 +556,6 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         if self._vec_normalize_env is None:
             return observations
         return self._vec_normalize_env.normalize_obs(observations)
-
-
-def _cross_entropy(logits: th.Tensor, target_distribution: th.Tensor) -> th.Tensor:
-    """Per-sample cross-entropy of logits [B, A] against target distributions [B, A]."""
-    return -(target_distribution * th.log_softmax(logits, dim=-1)).sum(-1)
 
 
 def detect_frame_stack(env: Optional[VecEnv]) -> int:

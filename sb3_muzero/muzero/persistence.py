@@ -3,7 +3,7 @@
 The model file is SB3's zip (``data``, ``policy.pth``, ``policy.optimizer.pth``, ``target_policy.pth``)
 plus, inside ``data``, the states of every random generator the run draws from
 (:mod:`sb3_muzero.common.generators`). The replay buffer is a ``.npz`` archive
-(:mod:`sb3_muzero.common.replay_file`). Both are written to a temporary file and renamed into place
+(:mod:`sb3_muzero.replay.file_format`). Both are written to a temporary file and renamed into place
 (:mod:`sb3_muzero.common.files`), and checked completely before anything of them is used, so a damaged
 file raises an error naming it and leaves the model that reads it as it was.
 
@@ -43,7 +43,7 @@ from stable_baselines3.common.type_aliases import GymEnv, TensorDict
 from sb3_muzero.common.env_checks import check_env_can_be_saved, check_env_spaces
 from sb3_muzero.common.files import PathOrFile, atomic_write, check_zip_archive, readable
 from sb3_muzero.common.generators import capture_generator_states, generator_attributes, restore_generator_states
-from sb3_muzero.common.replay_file import load_replay, save_replay
+from sb3_muzero.replay import load_replay, save_replay
 
 MODEL_MEMBERS = ("data", "policy.pth")
 GENERATOR_STATES = "_generator_states"
@@ -130,7 +130,7 @@ class PersistenceMixin(BaseAlgorithm):
 
     def save_replay_buffer(self, path: PathOrFile) -> None:
         """Write the replay buffer to ``path`` (``.npz`` added if it has no suffix) in one step; see
-        :mod:`sb3_muzero.common.replay_file` for the format."""
+        :mod:`sb3_muzero.replay.file_format` for the format."""
         if self.replay_buffer is None:
             raise ValueError("This model has no replay buffer to save")
         save_replay(self.replay_buffer, path)

@@ -1,6 +1,5 @@
 """MuZero policies: representation h, dynamics g and prediction f, and the batched search that acts with them."""
 
-from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -18,25 +17,14 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
 from sb3_muzero.common.files import atomic_write, check_zip_archive
-from sb3_muzero.mcts import RecurrentOutput, RootInput, SearchResult, search
+from sb3_muzero.common.numbers import is_int
+from sb3_muzero.mcts import RecurrentOutput, RootInput, SearchResult, SearchSettings, search
 from sb3_muzero.muzero.latent import scale_latent
+from sb3_muzero.muzero.losses import cross_entropy
 from sb3_muzero.muzero.residual import AtariEncoder, ResidualDynamics, ResidualPrediction
 from sb3_muzero.muzero.support import h, h_inverse, scalar_to_support, support_to_scalar
 
 VALUE_REPRESENTATIONS = ("categorical", "scalar")
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """How the policy searches; :class:`~sb3_muzero.MuZero` fills it from its hyperparameters."""
-
-    num_simulations: int = 50
-    discount: float = 0.997
-    pb_c_init: float = 1.25
-    pb_c_base: float = 19652.0
-    dirichlet_alpha: float = 0.25
-    noise_fraction: float = 0.25
-    backend: str = "auto"
 
 
 class MlpDynamics(nn.Module):
@@ -143,9 +131,9 @@ class MuZeroPolicy(BasePolicy):
         )
         if value_representation not in VALUE_REPRESENTATIONS:
             raise ValueError(f"Unknown value_representation {value_representation!r}; supported: {VALUE_REPRESENTATIONS}")
-        if isinstance(support_size, bool) or not isinstance(support_size, int) or support_size < 1:
+        if not is_int(support_size) or support_size < 1:
             raise ValueError(f"support_size must be an integer >= 1, got {support_size!r}")
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+        if not is_int(latent_dim) or latent_dim < 1:
             raise ValueError(f"latent_dim must be an integer >= 1, got {latent_dim!r}")
         self.net_arch = net_arch
         self.latent_dim = latent_dim
@@ -154,7 +142,7 @@ class MuZeroPolicy(BasePolicy):
         self.value_representation = value_representation
         self.projection_dim = projection_dim
         if isinstance(search_settings, dict):
-            search_settings = SearchSettings(**search_settings)
+            search_settings = SearchSettings.from_dict(search_settings)
         self.search_settings = search_settings or SearchSettings()
         self.search_rng = np.random.default_rng()
         self._build(lr_schedule)
@@ -243,7 +231,7 @@ class MuZeroPolicy(BasePolicy):
         """Per-sample loss of value or reward head outputs [B, V] against scalar targets [B]: cross-entropy with the
         two-hot targets, or squared error in ``h`` space."""
         if self.value_representation == "categorical":
-            return -(scalar_to_support(targets, self.support_size) * th.log_softmax(outputs, dim=-1)).sum(-1)
+            return cross_entropy(outputs, scalar_to_support(targets, self.support_size))
         return (outputs.squeeze(-1) - h(targets)) ** 2
 
     # --- acting ----------------------------------------------------------------------------------------
@@ -265,19 +253,8 @@ class MuZeroPolicy(BasePolicy):
                 self.to_scalar(reward_logits), self.to_scalar(next_value_logits), next_policy_logits, next_latent
             )
 
-        settings = self.search_settings
         return search(
-            root,
-            recurrent_fn,
-            settings.num_simulations,
-            discount=settings.discount,
-            rng=self.search_rng,
-            pb_c_init=settings.pb_c_init,
-            pb_c_base=settings.pb_c_base,
-            dirichlet_alpha=settings.dirichlet_alpha,
-            noise_fraction=settings.noise_fraction if add_noise else 0.0,
-            temperature=temperature,
-            backend=settings.backend,
+            root, recurrent_fn, self.search_settings, rng=self.search_rng, temperature=temperature, add_noise=add_noise
         )
 
     def forward(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
@@ -312,7 +289,7 @@ class MuZeroPolicy(BasePolicy):
                 support_size=self.support_size,
                 value_representation=self.value_representation,
                 projection_dim=self.projection_dim,
-                search_settings=asdict(self.search_settings),
+                search_settings=self.search_settings.as_dict(),
                 lr_schedule=self._dummy_schedule,
                 optimizer_class=self.optimizer_class,
                 optimizer_kwargs=self.optimizer_kwargs,

@@ -1,14 +1,16 @@
 """Search backends: each implements the same kernels over a :class:`~sb3_muzero.mcts.types.Tree`.
 
-A backend is a module with ``ON_DEVICE``, ``new_tree``, ``exploration_table``, ``init_roots``,
-``expand_and_select``, ``read_root``, ``choose_action`` and ``to_numpy`` (see
-:mod:`sb3_muzero.mcts.backends.cpu`). Importing this package imports neither backend, and CuPy only
-when the CUDA backend is asked for.
+A backend is a module with the members of :class:`~sb3_muzero.mcts.backends.interface.SearchBackend`
+(``ON_DEVICE``, ``new_tree``, ``exploration_table``, ``init_roots``, ``expand_and_select``, ``read_root``,
+``choose_action``, ``to_numpy``). Importing this package imports neither backend, and CuPy only when the
+CUDA backend is asked for.
 """
 
 from types import ModuleType
 
-BACKENDS = ("auto", "cpu", "cuda")
+from sb3_muzero.mcts.settings import SEARCH_BACKENDS
+
+BACKENDS = SEARCH_BACKENDS
 CUDA_EXTRA = 'pip install "sb3-muzero[cuda]"'
 
 

@@ -1,7 +1,7 @@
 """CPU backend: the search kernels compiled with Numba.
 
 Each kernel is a loop over the trees of the batch whose body handles one tree, as one CUDA thread
-does in ``kernels/search.cu``. The bodies follow the semantics of :mod:`sb3_muzero.mcts.search`
+does in ``kernels/search.cu``. The bodies follow the semantics of :mod:`sb3_muzero.mcts.driver`
 operation for operation (float64, same order), so results equal the reference search's bit for bit.
 The kernels run on one thread and release the GIL. There are two: one writes the roots and selects
 the first leaves, the other runs one simulation step per call (expand the selected leaves with the
@@ -34,16 +34,16 @@ from typing import Optional
 import numba
 import numpy as np
 
-from sb3_muzero.mcts.search import choose_action as choose_action_from_visits
+from sb3_muzero.common.jit import JIT_OPTIONS
+from sb3_muzero.mcts import tables
+from sb3_muzero.mcts.action_choice import choose_action as choose_action_from_visits
 from sb3_muzero.mcts.types import NODE_DTYPE, PRIORS_PENDING, VISITED_DTYPE, Tree
 from sb3_muzero.mcts.workspace import reusable
 
 ON_DEVICE = False  # trees in host memory: init_roots takes the driver's checked host copies of the root
-
-_JIT_OPTIONS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 # Helpers work on one tree's rows (``nodes`` [N], ``visited`` [N, A], ``unvisited_prior`` [N, A],
 # ``min_max`` [2]) and are inlined into the kernels.
-_INLINE = dict(inline="always", **_JIT_OPTIONS)
+_INLINE = dict(inline="always", **JIT_OPTIONS)
 
 
 @numba.njit(**_INLINE)
@@ -180,7 +180,7 @@ def _backup(nodes, visited, min_max, leaf, value, discount) -> None:
     min_max[1] = q_max
 
 
-@numba.njit(**_JIT_OPTIONS)
+@numba.njit(**JIT_OPTIONS)
 def _init_roots_and_select(
     nodes, visited, unvisited_prior, min_max, leaf_parent, leaf_action,
     prior_logits, root_value, legal, noise, noise_fraction, exploration_table,
@@ -202,7 +202,7 @@ def _init_roots_and_select(
         leaf_parent[b], leaf_action[b] = _select_leaf(nodes[b], visited[b], unvisited_prior[b], min_max[b], exploration_table)
 
 
-@numba.njit(**_JIT_OPTIONS)
+@numba.njit(**JIT_OPTIONS)
 def _expand_backup_select(
     nodes, visited, unvisited_prior, min_max, leaf_parent, leaf_action,
     new_node, new_reward, new_value, new_logits, discount, exploration_table, select_next,
@@ -220,7 +220,7 @@ def _expand_backup_select(
             )
 
 
-@numba.njit(**_JIT_OPTIONS)
+@numba.njit(**JIT_OPTIONS)
 def _read_root(nodes, visited, out_visits, out_value, out_q) -> None:
     """Root statistics of every tree: child visits [B, A], root value [B], child Q [B, A] (0 if unvisited)."""
     for b in range(nodes.shape[0]):
@@ -233,13 +233,6 @@ def _read_root(nodes, visited, out_visits, out_value, out_q) -> None:
             child = visited[b, 0, k]
             out_visits[b, child.action] = nodes[b, child.child].visits
             out_q[b, child.action] = child.q
-
-
-@numba.njit(**_JIT_OPTIONS)
-def _exploration_table(pb_c_init, pb_c_base, table) -> None:
-    """table[n] = (log((n + pb_c_base + 1) / pb_c_base) + pb_c_init) * sqrt(n)."""
-    for n in range(table.shape[0]):
-        table[n] = (math.log((n + pb_c_base + 1.0) / pb_c_base) + pb_c_init) * math.sqrt(n)
 
 
 def new_tree(batch_size: int, num_nodes: int, num_actions: int, device=None) -> Tree:
@@ -264,10 +257,8 @@ def _allocate_tree(batch_size: int, num_nodes: int, num_actions: int) -> Tree:
 
 
 def exploration_table(num_nodes: int, pb_c_init: float, pb_c_base: float, device=None) -> np.ndarray:
-    """[num_nodes + 1] float64: the exploration factor for every visit count a node can reach (``device`` is ignored)."""
-    table = np.empty(num_nodes + 1, dtype=np.float64)
-    _exploration_table(float(pb_c_init), float(pb_c_base), table)
-    return table
+    """[num_nodes + 1] float64: :func:`sb3_muzero.mcts.tables.exploration_table` (``device`` is ignored)."""
+    return tables.exploration_table(num_nodes, pb_c_init, pb_c_base)
 
 
 def init_roots(
@@ -296,12 +287,12 @@ def init_roots(
 
 
 def expand_and_select(
-    tree: Tree, new_node: int, reward, value, prior_logits, discount: float, exploration: np.ndarray, select_next: bool
+    tree: Tree, new_node: int, reward, value, prior_logits, gamma: float, exploration: np.ndarray, select_next: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Expand the selected leaves as node ``new_node`` with the model's reward [B], value [B] and logits [B, A],
     back the values up, and select the next leaves (if ``select_next``); returns them as in :func:`init_roots`."""
     _expand_backup_select(
-        *tree, new_node, _host_array(reward), _host_array(value), _host_array(prior_logits), float(discount), exploration,
+        *tree, new_node, _host_array(reward), _host_array(value), _host_array(prior_logits), float(gamma), exploration,
         select_next,
     )  # fmt: skip
     return tree.leaf_parent, tree.leaf_action
@@ -317,7 +308,7 @@ def read_root(tree: Tree) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def choose_action(rng: np.random.Generator, visit_counts: np.ndarray, temperature: float, num_simulations: int) -> np.ndarray:
-    """[B] int64 actions from the root visit counts [B, A]: :func:`sb3_muzero.mcts.search.choose_action`."""
+    """[B] int64 actions from the root visit counts [B, A]: :func:`sb3_muzero.mcts.action_choice.choose_action`."""
     return choose_action_from_visits(rng, visit_counts, temperature)
 
 

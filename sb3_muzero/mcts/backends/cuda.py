@@ -2,7 +2,7 @@
 
 It has the interface of :mod:`sb3_muzero.mcts.backends.cpu` and runs the same kernels, one CUDA
 thread per tree, each mirroring its Numba counterpart operation for operation in float64. The
-driver, :func:`sb3_muzero.mcts.search.search`, is the same for both backends.
+driver, :func:`sb3_muzero.mcts.driver.search`, is the same for both backends.
 
 How it runs
     - The kernels are compiled with NVRTC by ``cupy.RawModule`` on first use on each GPU (CuPy also
@@ -19,15 +19,15 @@ How it runs
       (the uniforms that sample the actions); the chosen actions are the only data that comes back.
 
 Exactness
-    The exploration table is computed on the host by the CPU backend's own function, so ``log`` and
+    The exploration table is computed on the host by the function the CPU backend uses, so ``log`` and
     ``sqrt`` are bit-identical; division, comparisons and the order of operations are the same as on
     the CPU. The device's ``exp`` may differ from glibc's in the last bit, so a prior can differ from
     the CPU backend's by an ulp. The visit counts, values and actions agree with the reference search
     on the golden trees of the test suite: on the host build of ``search.cu`` wherever the tests run,
     and on the GPU in the tests marked ``gpu``. The actions are chosen on the device from the visit
-    counts, with weights from a host table computed by :func:`sb3_muzero.mcts.search.visit_weights`
+    counts, with weights from a host table computed by :func:`sb3_muzero.mcts.action_choice.visit_weights`
     and the cumulative sum taken in numpy's order, so given the same visit counts and the same ``rng``
-    they equal :func:`~sb3_muzero.mcts.search.choose_action`'s.
+    they equal :func:`~sb3_muzero.mcts.action_choice.choose_action`'s.
 
 Designs
     Implemented and tested: one thread per tree over the layout shared with the CPU backend (node
@@ -45,8 +45,7 @@ from typing import Any, Iterator, NamedTuple, Optional
 import numpy as np
 import torch as th
 
-from sb3_muzero.mcts import kernels
-from sb3_muzero.mcts.backends import cpu
+from sb3_muzero.mcts import kernels, tables
 from sb3_muzero.mcts.workspace import reusable
 
 ON_DEVICE = True  # trees on the latent's GPU: init_roots reads the root inputs where they lie
@@ -117,9 +116,9 @@ def _allocate_tree(batch_size: int, num_nodes: int, num_actions: int, device: th
 
 
 def exploration_table(num_nodes: int, pb_c_init: float, pb_c_base: float, device=None) -> Any:
-    """[num_nodes + 1] float64 on the GPU: the CPU backend's exploration table, copied once per search."""
+    """[num_nodes + 1] float64 on the GPU: :func:`sb3_muzero.mcts.tables.exploration_table`, copied once per search."""
     with on_torch_stream(_cuda_device(device)) as runner:
-        return runner.to_device(cpu.exploration_table(num_nodes, pb_c_init, pb_c_base))
+        return runner.to_device(tables.exploration_table(num_nodes, pb_c_init, pb_c_base))
 
 
 def init_roots(
@@ -142,7 +141,7 @@ def init_roots(
 
 
 def expand_and_select(
-    tree: CudaTree, new_node: int, reward, value, prior_logits, discount: float, exploration: Any, select_next: bool
+    tree: CudaTree, new_node: int, reward, value, prior_logits, gamma: float, exploration: Any, select_next: bool
 ) -> tuple[th.Tensor, th.Tensor]:
     """Expand the selected leaves as node ``new_node`` with the model's reward [B], value [B] and logits [B, A]
     (read in place), back the values up, and select the next leaves (if ``select_next``); returns them as in
@@ -152,7 +151,7 @@ def expand_and_select(
         value = _kernel_array(value, tree.device, "recurrent_fn's value")
         logits = _kernel_array(prior_logits, tree.device, "recurrent_fn's prior_logits")
         kernels.launch_expand_and_select(
-            runner, tree.kernel_tree, new_node, reward, value, logits, discount, exploration, select_next
+            runner, tree.kernel_tree, new_node, reward, value, logits, gamma, exploration, select_next
         )
     return tree.leaf_parent, tree.leaf_action
 
@@ -172,7 +171,7 @@ def read_root(tree: CudaTree) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
 
 def choose_action(rng: np.random.Generator, visit_counts: th.Tensor, temperature: float, num_simulations: int) -> np.ndarray:
     """[B] int64 host actions chosen on the GPU from the root visit counts [B, A] (each at most ``num_simulations``),
-    with the random numbers :func:`sb3_muzero.mcts.search.choose_action` draws and the same result."""
+    with the random numbers :func:`sb3_muzero.mcts.action_choice.choose_action` draws and the same result."""
     batch_size = visit_counts.shape[0]
     uniforms = rng.random(batch_size) if temperature > 0 else None
     action = th.empty(batch_size, dtype=th.int64, device=visit_counts.device)
@@ -184,9 +183,9 @@ def choose_action(rng: np.random.Generator, visit_counts: th.Tensor, temperature
 
 
 def _visit_weight_table(runner: CupyDevice, num_simulations: int, temperature: float, device: th.device) -> Any:
-    """The device copy of :func:`~sb3_muzero.mcts.kernels.visit_weight_table`, kept while it is used."""
+    """The device copy of :func:`~sb3_muzero.mcts.tables.visit_weight_table`, kept while it is used."""
     key = ("cuda-visit-weights", num_simulations, float(temperature), str(device))
-    return reusable(key, lambda: runner.to_device(kernels.visit_weight_table(num_simulations, temperature)))
+    return reusable(key, lambda: runner.to_device(tables.visit_weight_table(num_simulations, temperature)))
 
 
 def to_numpy(array: Any) -> np.ndarray:

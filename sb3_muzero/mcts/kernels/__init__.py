@@ -13,7 +13,6 @@ from typing import Any, NamedTuple, Optional, Protocol
 
 import numpy as np
 
-from sb3_muzero.mcts.search import visit_weights
 from sb3_muzero.mcts.types import NODE_DTYPE, VISITED_DTYPE, Tree
 
 SOURCE_FILE = "search.cu"
@@ -147,7 +146,7 @@ def launch_expand_and_select(
     reward: Any,
     value: Any,
     prior_logits: Any,
-    discount: float,
+    gamma: float,
     exploration: Any,
     select_next: bool,
 ) -> None:
@@ -166,7 +165,7 @@ def launch_expand_and_select(
     value = _float_array(value, (batch_size,), "recurrent_fn's value", dtype)
     logits = _float_array(prior_logits, (batch_size, num_actions), "recurrent_fn's prior_logits", dtype)
     kernel = "expand_backup_select_f32" if all_float32 else "expand_backup_select_f64"
-    arguments = (tree.addresses, *tree.dims, np.int32(new_node), reward, value, logits, np.float64(discount), exploration)
+    arguments = (tree.addresses, *tree.dims, np.int32(new_node), reward, value, logits, np.float64(gamma), exploration)
     device.launch(kernel, batch_size, (*arguments, np.int32(select_next)))
 
 
@@ -183,12 +182,12 @@ def launch_choose_actions(
     num_simulations: int,
     out_action: Any,
 ) -> None:
-    """Write one action per tree into ``out_action`` [B] int64, as :func:`sb3_muzero.mcts.search.choose_action`.
+    """Write one action per tree into ``out_action`` [B] int64, as :func:`sb3_muzero.mcts.action_choice.choose_action`.
 
     :param visit_counts: [B, A] int32 device array, root visit counts (each at most ``num_simulations``)
     :param uniforms: [B] host float64 uniforms in [0, 1) to sample with, or None for the most visited action
-    :param weight_table: the device copy of :func:`visit_weight_table` (``num_simulations``, temperature);
-        not read when ``uniforms`` is None
+    :param weight_table: the device copy of :func:`sb3_muzero.mcts.tables.visit_weight_table` (``num_simulations``,
+        temperature); not read when ``uniforms`` is None
     """
     batch_size, num_actions = visit_counts.shape
     sample = uniforms is not None
@@ -196,19 +195,6 @@ def launch_choose_actions(
     weight_table = weight_table if sample else uniforms
     arguments = (visit_counts, np.int32(batch_size), np.int32(num_actions), np.int32(sample), uniforms, weight_table)
     device.launch("choose_actions", batch_size, (*arguments, np.int32(num_simulations), out_action))
-
-
-def visit_weight_table(num_simulations: int, temperature: float) -> np.ndarray:
-    """[num_simulations, num_simulations + 1] float64: row ``m - 1``, column ``c`` holds the sampling weight of an
-    action visited ``c`` times when the row's most visited action has ``m`` visits.
-
-    The weights are computed by :func:`sb3_muzero.mcts.search.visit_weights`, the function
-    :func:`~sb3_muzero.mcts.search.choose_action` uses, so the device samples with the same numbers.
-    """
-    counts = np.arange(num_simulations + 1, dtype=np.float64)[None, :]  # [1, S + 1]
-    largest = np.arange(1, num_simulations + 1, dtype=np.float64)[:, None]  # [S, 1]
-    with np.errstate(over="ignore"):  # counts above the row's largest overflow; they are never read
-        return np.ascontiguousarray(visit_weights(counts, largest, temperature))
 
 
 def _float_array(array: Any, shape: tuple[int, ...], name: str, dtype: type) -> Any:

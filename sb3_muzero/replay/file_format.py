@@ -10,9 +10,10 @@ Layout of the archive (a zip of ``.npy`` arrays, written by :func:`numpy.savez`)
 - ``<name>[<i>]`` for the ``i``-th entry of each dict attribute (``observations[0]`` holds the
   observations of the first key, ``first_stacks[0]`` the first full frame stack).
 
-Attributes are found by walking the buffer's ``__dict__``, so an attribute added to the buffer later is
-saved without a change here; one of a kind this module does not know stops the save with a clear error.
-The zip's CRC checks catch damaged files while they are read; the loaded buffer replaces the model's
+What to write is the buffer's :meth:`~sb3_muzero.replay.buffer.MuZeroReplayBuffer.state` (every attribute as
+a scalar, an array or a dict of arrays), and the buffer rebuilds and checks itself from what was read
+(:meth:`~sb3_muzero.replay.buffer.MuZeroReplayBuffer.from_state`): this module knows the archive, not the
+buffer. The zip's CRC checks catch damaged files while they are read; the loaded buffer replaces the model's
 only once it has been read and checked completely.
 """
 
@@ -27,13 +28,13 @@ import numpy as np
 from gymnasium import spaces
 
 from sb3_muzero.common.files import CorruptFileError, PathOrFile, atomic_write, readable
-from sb3_muzero.replay import MuZeroReplayBuffer, SumTree
+from sb3_muzero.replay.buffer import MuZeroReplayBuffer
+from sb3_muzero.version import __version__
 
 FORMAT = "sb3-muzero-replay"
 VERSION = 1
 SUFFIX = "npz"
 HEADER = "_header"
-SPACE_ATTRIBUTES = ("observation_space", "action_space")
 ZIP_MAGIC = b"PK\x03\x04"
 
 Scalar = Union[bool, int, float, str, None]
@@ -74,17 +75,13 @@ def load_replay(path: PathOrFile, observation_space: spaces.Space, action_space:
 
 
 def _encode(buffer: MuZeroReplayBuffer) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(JSON header, arrays by member name) of every attribute of ``buffer``."""
+    """(JSON header, arrays by member name) of the buffer's state."""
     scalars: dict[str, Scalar] = {}
     dict_keys: dict[str, list[Union[int, str]]] = {}
     arrays: dict[str, np.ndarray] = {}
-    for name, value in vars(buffer).items():
-        if name in SPACE_ATTRIBUTES:
-            continue
+    for name, value in buffer.state().items():
         if isinstance(value, np.ndarray):
             arrays[name] = value
-        elif isinstance(value, SumTree):
-            arrays[f"{name}.tree"] = value.tree
         elif isinstance(value, dict):
             dict_keys[name] = [_plain(key) for key in value]
             arrays.update({f"{name}[{index}]": np.asarray(entry) for index, entry in enumerate(value.values())})
@@ -96,7 +93,7 @@ def _encode(buffer: MuZeroReplayBuffer) -> tuple[dict[str, Any], dict[str, np.nd
         "format": FORMAT,
         "version": VERSION,
         "class": type(buffer).__name__,
-        "package_version": _package_version(),
+        "package_version": __version__,
         "observation_space": str(buffer.observation_space),
         "action_space": str(buffer.action_space),
         "scalars": scalars,
@@ -107,12 +104,6 @@ def _encode(buffer: MuZeroReplayBuffer) -> tuple[dict[str, Any], dict[str, np.nd
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _package_version() -> str:
-    from sb3_muzero import __version__
-
-    return __version__
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -157,62 +148,11 @@ def _check_format(header: Any, name: str) -> None:
 
 def _decode(header: dict[str, Any], arrays: dict[str, np.ndarray], observation_space: spaces.Space,
             action_space: spaces.Space, name: str) -> MuZeroReplayBuffer:  # fmt: skip
-    """Rebuild the buffer, checked against one freshly made for the model's spaces."""
-    scalars = header["scalars"]
-    try:
-        reference = MuZeroReplayBuffer(1, observation_space, action_space, gamma=scalars["gamma"],
-                                       frame_stack=scalars["frame_stack"])  # fmt: skip
-    except ValueError as error:
-        raise ValueError(f"The replay buffer in '{name}' does not fit this model: {error}") from error
-    buffer = MuZeroReplayBuffer.__new__(MuZeroReplayBuffer)
-    vars(buffer).update(scalars)
-    buffer.observation_space, buffer.action_space = observation_space, action_space
+    """The buffer rebuilt from the header and the arrays, checked against the model's spaces."""
+    state: dict[str, Any] = dict(header["scalars"])
     for attribute, keys in header["dict_keys"].items():
-        setattr(buffer, attribute, {key: arrays.pop(f"{attribute}[{index}]") for index, key in enumerate(keys)})
-    for member in [member for member in arrays if member.endswith(".tree")]:
-        tree = SumTree.__new__(SumTree)
-        tree.tree = arrays.pop(member)
-        tree.leaf_offset = len(tree.tree) // 2
-        setattr(buffer, member[: -len(".tree")], tree)
-    vars(buffer).update(arrays)
-    _check_spaces(buffer, reference, header, name)
-    _check_layout(buffer, reference, header, name)
-    return buffer
-
-
-def _check_spaces(buffer: MuZeroReplayBuffer, reference: MuZeroReplayBuffer, header: dict[str, Any], name: str) -> None:
-    """The stored observations and actions are those of the model's spaces."""
-    for key, (shape, dtype) in reference._stored_observation_spaces().items():
-        stored = getattr(buffer, "observations", {}).get(key)
-        if stored is None or stored.shape[1:] != shape or stored.dtype != dtype:
-            found = "nothing" if stored is None else f"shape {stored.shape[1:]} {stored.dtype}"
-            raise ValueError(
-                f"The replay buffer in '{name}' stores observations ({header['observation_space']}) with {found} "
-                f"for key {key!r}; this model's observation space {reference.observation_space} needs shape {shape} {dtype}"
-            )
-    if buffer.num_actions != reference.num_actions:
-        raise ValueError(
-            f"The replay buffer in '{name}' stores {buffer.num_actions} actions ({header['action_space']}); "
-            f"this model's action space is {reference.action_space}"
-        )
-
-
-def _check_layout(buffer: MuZeroReplayBuffer, reference: MuZeroReplayBuffer, header: dict[str, Any], name: str) -> None:
-    """The same attributes as a buffer this code makes, each with one entry per slot where it should."""
-    missing, unknown = sorted(set(vars(reference)) - set(vars(buffer))), sorted(set(vars(buffer)) - set(vars(reference)))
-    if missing or unknown:
-        raise ValueError(
-            f"The replay buffer in '{name}' was written by an incompatible sb3-muzero ({header['package_version']}): "
-            f"missing attributes {missing}, unknown attributes {unknown}"
-        )
-    per_slot = [(attribute, getattr(buffer, attribute), value) for attribute, value in vars(reference).items()
-                if isinstance(value, np.ndarray) and len(value) == reference.capacity]  # fmt: skip
-    per_slot += [(f"observations[{key!r}]", buffer.observations[key], value) for key, value in reference.observations.items()]
-    for label, loaded, expected in per_slot:
-        if loaded.dtype != expected.dtype or loaded.shape != (buffer.capacity, *expected.shape[1:]):
-            raise CorruptFileError(
-                f"The replay buffer in '{name}' is inconsistent: {label} has shape {loaded.shape} {loaded.dtype}, "
-                f"expected {(buffer.capacity, *expected.shape[1:])} {expected.dtype}"
-            )
-    if any(tree.leaf_offset < buffer.capacity for tree in vars(buffer).values() if isinstance(tree, SumTree)):
-        raise CorruptFileError(f"The replay buffer in '{name}' is inconsistent: a sum tree is smaller than its capacity")
+        state[attribute] = {key: arrays.pop(f"{attribute}[{index}]") for index, key in enumerate(keys)}
+    state.update(arrays)
+    described = dict(observation_space=header["observation_space"], action_space=header["action_space"],
+                     package_version=header["package_version"])  # fmt: skip
+    return MuZeroReplayBuffer.from_state(state, observation_space, action_space, f"'{name}'", described)

@@ -33,14 +33,16 @@ over the priority mass, importance weights ``(N P(i))^-beta`` are normalised by 
 """
 
 import math
-from typing import NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
-import numba
 import numpy as np
 import psutil
 from gymnasium import spaces
 
-_JIT = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+from sb3_muzero.common.files import CorruptFileError
+from sb3_muzero.common.numbers import is_int
+from sb3_muzero.replay import targets
+from sb3_muzero.replay.sum_tree import SumTree
 
 ObservationBatch = Union[np.ndarray, dict[str, np.ndarray]]
 
@@ -50,7 +52,7 @@ class ReplaySample(NamedTuple):
 
     ``value_target = value_partial + bootstrap_discount * bootstrap_value``; to bootstrap from a target
     network instead of the stored search values, recompute ``bootstrap_value`` where
-    ``bootstrap_slot >= 0`` from the observations of those slots (:meth:`MuZeroReplayBuffer.observations_at`).
+    ``bootstrap_slot >= 0`` from ``bootstrap_observations``, the observations of those slots.
     """
 
     observations: ObservationBatch  # [B, *obs_shape] at the sampled slots
@@ -69,214 +71,13 @@ class ReplaySample(NamedTuple):
     slots: np.ndarray  # [B] int64, sampled slots (for priority updates)
     next_observations: Optional[ObservationBatch]  # [B, K, *obs_shape] at t+1..t+K (if asked), zeros where masked
     next_observation_mask: Optional[np.ndarray]  # [B, K] float32
+    # [M, *obs_shape] (if asked): the observations at bootstrap_slot[bootstrap_slot >= 0], in that (row-major) order
+    bootstrap_observations: Optional[ObservationBatch] = None
 
     @property
     def value_targets(self) -> np.ndarray:
         """[B, K+1] float32, n-step value targets from the stored bootstrap values."""
         return self.value_partial + self.bootstrap_discount * self.bootstrap_value
-
-
-# ---------------------------------------------------------------------------------------------------
-# Sum tree
-
-
-@numba.njit(**_JIT)
-def _sum_tree_update(tree, leaf_offset, slots, priorities) -> None:
-    """Set leaf ``slots[i]`` to ``priorities[i]`` and refresh the sums above it. ``tree``: [2 * leaf_offset]."""
-    for i in range(slots.shape[0]):
-        node = leaf_offset + slots[i]
-        tree[node] = priorities[i]
-        node //= 2
-        while node >= 1:
-            tree[node] = tree[2 * node] + tree[2 * node + 1]
-            node //= 2
-
-
-@numba.njit(**_JIT)
-def _sum_tree_find(tree, leaf_offset, masses, out_slots) -> None:
-    """For each mass in [0, total), the leaf where the cumulative priority passes it."""
-    for i in range(masses.shape[0]):
-        mass = masses[i]
-        node = 1
-        while node < leaf_offset:
-            left = 2 * node
-            if mass < tree[left] or tree[left + 1] <= 0.0:
-                node = left
-            else:
-                mass -= tree[left]
-                node = left + 1
-        out_slots[i] = node - leaf_offset
-
-
-class SumTree:
-    """Priorities of ``capacity`` slots with O(log n) update and proportional sampling."""
-
-    def __init__(self, capacity: int):
-        self.leaf_offset = self.leaves_for(capacity)
-        self.tree = np.zeros(2 * self.leaf_offset, dtype=np.float64)  # tree[1] is the total
-
-    @staticmethod
-    def leaves_for(capacity: int) -> int:
-        """Leaves of the tree: the power of two at or above ``capacity``."""
-        return 1 << max(1, math.ceil(math.log2(max(capacity, 2))))
-
-    @classmethod
-    def bytes_for(cls, capacity: int) -> int:
-        return 2 * cls.leaves_for(capacity) * np.dtype(np.float64).itemsize
-
-    @property
-    def total(self) -> float:
-        return float(self.tree[1])
-
-    def update(self, slots: np.ndarray, priorities: np.ndarray) -> None:
-        _sum_tree_update(self.tree, self.leaf_offset, np.asarray(slots, np.int64), np.asarray(priorities, np.float64))
-
-    def get(self, slots: np.ndarray) -> np.ndarray:
-        return self.tree[self.leaf_offset + np.asarray(slots)]
-
-    def sample(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-        """``batch_size`` slots, one per equal slice of the priority mass (stratified)."""
-        masses = (np.arange(batch_size) + rng.random(batch_size)) * (self.total / batch_size)
-        slots = np.empty(batch_size, dtype=np.int64)
-        _sum_tree_find(self.tree, self.leaf_offset, np.minimum(masses, np.nextafter(self.total, 0)), slots)
-        return slots
-
-
-# ---------------------------------------------------------------------------------------------------
-# Unroll targets
-
-
-@numba.njit(**_JIT)
-def _slot_after(next_slot, episode_id, step_in_episode, slot, steps):
-    """The slot ``steps`` steps after ``slot`` in its episode, or -1 if not stored (yet, or any more)."""
-    for _ in range(steps):
-        following = next_slot[slot]
-        if following < 0:
-            return -1
-        if episode_id[following] != episode_id[slot] or step_in_episode[following] != step_in_episode[slot] + 1:
-            return -1
-        slot = following
-    return slot
-
-
-@numba.njit(**_JIT)
-def _n_step_return(slot, td_steps, gamma, rewards, root_values, final_values, terminated, truncated, next_slot,
-                   episode_id, step_in_episode):  # fmt: skip
-    """(discounted reward sum, bootstrap discount, bootstrap value, bootstrap slot or -1) of the n-step return at ``slot``."""
-    partial = 0.0
-    discount = 1.0
-    for _ in range(td_steps):
-        following = -1
-        if not terminated[slot] and not truncated[slot]:
-            following = _slot_after(next_slot, episode_id, step_in_episode, slot, 1)
-            if following < 0:  # the newest stored step of a running episode: bootstrap from it
-                return partial, discount, root_values[slot], slot
-        partial += discount * rewards[slot]
-        discount *= gamma
-        if terminated[slot]:
-            return partial, 0.0, 0.0, -1
-        if truncated[slot]:
-            return partial, discount, final_values[slot], -1
-        slot = following
-    return partial, discount, root_values[slot], slot
-
-
-# States of an unroll step that has no stored slot.
-_UNKNOWN = -1  # past a truncation's final state, or past the newest stored step: no target
-_ABSORBING = -2  # past a termination: reward 0, value 0
-_AFTER_TRUNCATION = -3  # the state a truncation left: its value is the stored final value
-
-
-@numba.njit(**_JIT)
-def _unroll_targets(start_slots, num_unroll_steps, td_steps, gamma, actions, rewards, root_values, final_values,
-                    terminated, truncated, next_slot, episode_id, step_in_episode, random_actions,
-                    out_actions, out_reward, out_reward_mask, out_partial, out_discount, out_bootstrap, out_bootstrap_slot,
-                    out_value_mask, out_policy_slot, out_next_slot) -> None:  # fmt: skip
-    """Targets of every unroll step of every sampled slot (see the module docstring).
-
-    Unroll step ``k`` is either a stored slot (>= 0) or one of the states ``_UNKNOWN``, ``_ABSORBING``,
-    ``_AFTER_TRUNCATION``; the transition to step ``k + 1`` follows from it.
-    """
-    for b in range(start_slots.shape[0]):
-        state = start_slots[b]
-        truncated_slot = -1
-        for k in range(num_unroll_steps + 1):
-            partial, discount, bootstrap, bootstrap_slot, value_mask = 0.0, 0.0, 0.0, -1, 0.0
-            if state >= 0:
-                partial, discount, bootstrap, bootstrap_slot = _n_step_return(
-                    state, td_steps, gamma, rewards, root_values, final_values, terminated, truncated, next_slot,
-                    episode_id, step_in_episode,
-                )  # fmt: skip
-                value_mask = 1.0
-            elif state == _ABSORBING:
-                value_mask = 1.0
-            elif state == _AFTER_TRUNCATION:
-                discount, bootstrap, value_mask = 1.0, final_values[truncated_slot], 1.0
-            out_partial[b, k] = partial
-            out_discount[b, k] = discount
-            out_bootstrap[b, k] = bootstrap
-            out_bootstrap_slot[b, k] = bootstrap_slot
-            out_value_mask[b, k] = value_mask
-            out_policy_slot[b, k] = state if state >= 0 else -1
-            if k > 0:
-                out_next_slot[b, k - 1] = state if state >= 0 else -1
-            if k == num_unroll_steps:
-                break
-
-            # The transition from unroll step k to k + 1.
-            if state >= 0:
-                out_actions[b, k] = actions[state]
-                out_reward[b, k] = rewards[state]
-                out_reward_mask[b, k] = 1.0
-                if terminated[state]:
-                    state = _ABSORBING
-                elif truncated[state]:
-                    truncated_slot, state = state, _AFTER_TRUNCATION
-                else:
-                    following = _slot_after(next_slot, episode_id, step_in_episode, state, 1)
-                    state = following if following >= 0 else _UNKNOWN
-            else:
-                out_actions[b, k] = random_actions[b, k]
-                out_reward[b, k] = 0.0
-                out_reward_mask[b, k] = 1.0 if state == _ABSORBING else 0.0
-                if state == _AFTER_TRUNCATION:
-                    state = _UNKNOWN
-
-
-@numba.njit(**_JIT)
-def _successors(next_slot, episode_id, step_in_episode, slots, steps, out) -> None:
-    """out[i, j] = the slot j + 1 steps after slots[i] in its episode, or -1.  out: [len(slots), steps]"""
-    for i in range(slots.shape[0]):
-        for j in range(steps):
-            out[i, j] = _slot_after(next_slot, episode_id, step_in_episode, slots[i], j + 1)
-
-
-@numba.njit(**_JIT)
-def _stack_frames(frames, previous_slot, episode_id, step_in_episode, slots, stack, out) -> None:
-    """out[b] = the ``stack`` newest frames up to ``slots[b]``, oldest first, zeros before the episode start.
-
-    ``frames``: [capacity, F] (one frame per row, flattened); ``out``: [B, stack * F].
-    """
-    frame_size = frames.shape[1]
-    for b in np.argsort(slots):  # in slot order: neighbouring reads, far fewer TLB and cache misses than random order
-        slot = slots[b]
-        for i in range(stack):  # i = 0 is the newest frame
-            start = (stack - 1 - i) * frame_size
-            if slot >= 0 and step_in_episode[slot] >= 0:
-                out[b, start : start + frame_size] = frames[slot]
-                if step_in_episode[slot] == 0:
-                    slot = -1
-                else:
-                    earlier = previous_slot[slot]
-                    valid = earlier >= 0 and episode_id[earlier] == episode_id[slot]
-                    valid = valid and step_in_episode[earlier] == step_in_episode[slot] - 1
-                    slot = earlier if valid else -1
-            else:
-                out[b, start : start + frame_size] = 0
-
-
-# ---------------------------------------------------------------------------------------------------
-# The buffer
 
 
 def _rows(observations: ObservationBatch, rows: np.ndarray) -> ObservationBatch:
@@ -310,7 +111,7 @@ class MuZeroReplayBuffer:
         priority_epsilon: float = 1e-6,
         force_memory: bool = False,
     ):
-        if isinstance(buffer_size, bool) or not isinstance(buffer_size, (int, np.integer)) or buffer_size < 1:
+        if not is_int(buffer_size) or buffer_size < 1:
             raise ValueError(f"buffer_size must be a positive integer, got {buffer_size!r}")
         if not isinstance(action_space, spaces.Discrete):
             raise ValueError(f"The replay stores Discrete actions only, got {action_space}")
@@ -334,6 +135,89 @@ class MuZeroReplayBuffer:
                 "Use a smaller buffer_size, or pass replay_buffer_kwargs=dict(force_memory=True) to allocate anyway."
             )
         self._allocate()
+
+    # --- state, as files store it ------------------------------------------------------------------
+
+    SPACES = ("observation_space", "action_space")  # given by the model when a buffer is rebuilt, not stored
+
+    def state(self) -> dict[str, Any]:
+        """Every attribute but the spaces, as plain values: scalars, numpy arrays and dicts of arrays (each sum tree
+        as its array, under ``"<name>.tree"``). :meth:`from_state` rebuilds the buffer from it."""
+        state: dict[str, Any] = {}
+        for name, value in vars(self).items():
+            if name in self.SPACES:
+                continue
+            if isinstance(value, SumTree):
+                state[f"{name}.tree"] = value.tree
+            else:
+                state[name] = value
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], observation_space: spaces.Space, action_space: spaces.Space,
+                   source: str, described: dict[str, str]) -> "MuZeroReplayBuffer":  # fmt: skip
+        """The buffer of a :meth:`state`, for a model with these spaces, after checking that it is one this code writes.
+
+        :param source: where the state comes from, for messages (e.g. a quoted file name)
+        :param described: ``observation_space``, ``action_space`` and ``package_version`` as the source describes them
+        :raise ValueError: the state is not for these spaces, or from an incompatible version
+        :raise CorruptFileError: the state is inconsistent
+        """
+        state = dict(state)
+        try:
+            reference = cls(1, observation_space, action_space, gamma=state["gamma"], frame_stack=state["frame_stack"])
+        except ValueError as error:
+            raise ValueError(f"The replay buffer in {source} does not fit this model: {error}") from error
+        buffer = cls.__new__(cls)
+        for name in [name for name in state if name.endswith(".tree")]:
+            tree = SumTree.__new__(SumTree)
+            tree.tree = state.pop(name)
+            tree.leaf_offset = len(tree.tree) // 2
+            state[name[: -len(".tree")]] = tree
+        vars(buffer).update(state)
+        buffer.observation_space, buffer.action_space = observation_space, action_space
+        buffer._check_spaces_against(reference, source, described)
+        buffer._check_layout_against(reference, source, described)
+        return buffer
+
+    def _check_spaces_against(self, reference: "MuZeroReplayBuffer", source: str, described: dict[str, str]) -> None:
+        """The stored observations and actions are those of the reference's spaces."""
+        for key, (shape, dtype) in reference._stored_observation_spaces().items():
+            stored = getattr(self, "observations", {}).get(key)
+            if stored is None or stored.shape[1:] != shape or stored.dtype != dtype:
+                found = "nothing" if stored is None else f"shape {stored.shape[1:]} {stored.dtype}"
+                raise ValueError(
+                    f"The replay buffer in {source} stores observations ({described['observation_space']}) with {found} "
+                    f"for key {key!r}; this model's observation space {reference.observation_space} needs shape "
+                    f"{shape} {dtype}"
+                )
+        if self.num_actions != reference.num_actions:
+            raise ValueError(
+                f"The replay buffer in {source} stores {self.num_actions} actions ({described['action_space']}); "
+                f"this model's action space is {reference.action_space}"
+            )
+
+    def _check_layout_against(self, reference: "MuZeroReplayBuffer", source: str, described: dict[str, str]) -> None:
+        """The same attributes as the reference, each with one entry per slot where it should."""
+        missing, unknown = sorted(set(vars(reference)) - set(vars(self))), sorted(set(vars(self)) - set(vars(reference)))
+        if missing or unknown:
+            raise ValueError(
+                f"The replay buffer in {source} was written by an incompatible sb3-muzero ({described['package_version']}): "
+                f"missing attributes {missing}, unknown attributes {unknown}"
+            )
+        per_slot = [(attribute, getattr(self, attribute), value) for attribute, value in vars(reference).items()
+                    if isinstance(value, np.ndarray) and len(value) == reference.capacity]  # fmt: skip
+        per_slot += [
+            (f"observations[{key!r}]", self.observations[key], value) for key, value in reference.observations.items()
+        ]
+        for label, loaded, expected in per_slot:
+            if loaded.dtype != expected.dtype or loaded.shape != (self.capacity, *expected.shape[1:]):
+                raise CorruptFileError(
+                    f"The replay buffer in {source} is inconsistent: {label} has shape {loaded.shape} {loaded.dtype}, "
+                    f"expected {(self.capacity, *expected.shape[1:])} {expected.dtype}"
+                )
+        if any(tree.leaf_offset < self.capacity for tree in vars(self).values() if isinstance(tree, SumTree)):
+            raise CorruptFileError(f"The replay buffer in {source} is inconsistent: a sum tree is smaller than its capacity")
 
     # --- layout ----------------------------------------------------------------------------------
 
@@ -502,7 +386,7 @@ class MuZeroReplayBuffer:
             # Steps whose stacks reach back into the overwritten slots can no longer be rebuilt: never sample them.
             written = slots[self.step_in_episode[slots] >= 0]
             stale = np.empty((len(written), self.frame_stack - 1), dtype=np.int64)
-            _successors(self.next_slot, self.episode_id, self.step_in_episode, written.astype(np.int64),
+            targets.successors(self.next_slot, self.episode_id, self.step_in_episode, written.astype(np.int64),
                         self.frame_stack - 1, stale)  # fmt: skip
             stale = stale[stale >= 0]
             self.priorities.update(stale, np.zeros(len(stale)))
@@ -537,7 +421,7 @@ class MuZeroReplayBuffer:
     def _stack(self, slots: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Rebuild the frame stacks [len(slots), stack * C, H, W] of ``slots``."""
         frames = self.observations[""]
-        _stack_frames(frames.reshape(len(frames), -1), self.previous_slot, self.episode_id, self.step_in_episode,
+        targets.stack_frames(frames.reshape(len(frames), -1), self.previous_slot, self.episode_id, self.step_in_episode,
                       np.asarray(slots, np.int64), self.frame_stack, out.reshape(len(out), -1))  # fmt: skip
         for b, slot in enumerate(slots):
             if self.first_stacks:
@@ -573,14 +457,20 @@ class MuZeroReplayBuffer:
         beta: float,
         rng: np.random.Generator,
         with_next_observations: bool = False,
+        with_bootstrap_observations: bool = False,
     ) -> ReplaySample:
-        """``batch_size`` slots by priority, with importance weights and the targets of their unrolls."""
+        """``batch_size`` slots by priority, with importance weights and the targets of their unrolls: everything a
+        gradient step needs (the observations that follow, for a consistency loss, and those that the value targets
+        bootstrap from, for a target network, if asked)."""
         if self.size == 0 or self.priorities.total <= 0:
             raise RuntimeError("Cannot sample from an empty replay buffer")
         slots = self.priorities.sample(batch_size, rng)
         probabilities = self.priorities.get(slots) / self.priorities.total
         weights = (self.size * probabilities) ** (-beta)
         sample = self.unroll(slots, num_unroll_steps, td_steps, rng, with_next_observations)
+        if with_bootstrap_observations:
+            stored = sample.bootstrap_slot[sample.bootstrap_slot >= 0]
+            sample = sample._replace(bootstrap_observations=self.observations_at(stored))
         return sample._replace(weights=(weights / weights.max()).astype(np.float32))
 
     def unroll(
@@ -601,7 +491,7 @@ class MuZeroReplayBuffer:
         bootstrap_slot, value_mask = np.empty(shape, np.int64), np.empty(shape, np.float32)
         policy_slot, next_slot = np.empty(shape, np.int64), np.empty(actions.shape, np.int64)
         random_actions = rng.integers(self.num_actions, size=actions.shape)
-        _unroll_targets(slots, num_unroll_steps, td_steps, self.gamma, self.actions, self.rewards, self.root_values,
+        targets.unroll_targets(slots, num_unroll_steps, td_steps, self.gamma, self.actions, self.rewards, self.root_values,
                         self.final_values, self.terminated, self.truncated, self.next_slot, self.episode_id,
                         self.step_in_episode, random_actions, actions, rewards, reward_mask, partial, discount, bootstrap,
                         bootstrap_slot, value_mask, policy_slot, next_slot)  # fmt: skip
