@@ -10,7 +10,7 @@ planes, residual dynamics, categorical value and reward heads), untrained, in ev
 
 - ``search_ms``: ``policy.run_search``, what self-play runs per step: the initial inference, then
   :func:`sb3_muzero.mcts.search` with one recurrent inference per simulation (the backend is chosen by
-  ``backend="auto"``: CUDA for a network on the GPU where CuPy is installed, else the Numba CPU backend);
+  ``search_backend="auto"``: CUDA for a network on the GPU where CuPy is installed, else the Numba CPU backend);
 - ``network_only_ms``: the same network calls alone: 1 initial and ``--sims`` recurrent inferences,
   each on the previous latent, with fixed actions, and the value and reward heads turned into scalars;
 

@@ -2,7 +2,7 @@
 //
 // One thread per tree. Every kernel and helper mirrors its Numba counterpart in
 // sb3_muzero/mcts/backends/cpu.py operation for operation, in float64 and in the same order, and
-// follows the semantics written down in sb3_muzero/mcts/search.py.
+// follows the semantics written down in sb3_muzero/mcts/driver.py.
 //
 // Exactness. Compile without fast math and with --fmad=false: contracting a * b + c into one fused
 // multiply-add rounds once instead of twice and changes results. Division and comparisons are IEEE
