@@ -186,6 +186,39 @@ def test_life_loss_ends_the_training_episode_but_not_the_game():
     whole_game_env.close()
 
 
+@pytest.mark.parametrize("terminal_on_life_loss", [True, False])
+def test_fire_after_a_lost_life_relaunches_the_ball(terminal_on_life_loss):
+    """An agent that only ever sends NOOP: the env presses FIRE in its place after every lost life (saying so in the
+    step's info), so games go on and end; without fire_on_life_loss the game waits for the ball after the first loss."""
+    results = {}
+    for fire in (True, False):
+        env = make_atari_vec_env(BREAKOUT_V4, 2, seed=3, fire_on_life_loss=fire, terminal_on_life_loss=terminal_on_life_loss)
+        env.reset()
+        games = fired = 0
+        lives_before = np.array(env.get_attr("lives"))
+        life_losses = 0
+        for _ in range(600):
+            _, _, _, infos = env.step(np.zeros(2, dtype=np.int64))
+            lives = np.array(env.get_attr("lives"))
+            life_losses += int(((lives < lives_before) & (lives > 0)).sum())
+            lives_before = lives
+            games += sum("episode" in info for info in infos)
+            fired += sum(info.get("executed_action") == 1 for info in infos)
+        results[fire] = (games, fired, life_losses)
+        env.close()
+    games, fired, life_losses = results[True]
+    assert games >= 4 and fired == life_losses >= 4 * (BREAKOUT_LIVES - 1)
+    games, fired, life_losses = results[False]
+    assert games == 0 and fired == 0 and life_losses == 2  # one lost life per env, then no ball
+
+
+def test_fire_after_a_lost_life_only_where_fire_is_action_1():
+    """SB3's FireResetEnv test: FIRE must be action 1 of at least 3; MsPacman has none, and the option turns it off."""
+    assert make_atari_vec_env(BREAKOUT_V4, 1)._fires_after_life_loss
+    assert not make_atari_vec_env(BREAKOUT_V4, 1, fire_on_life_loss=False)._fires_after_life_loss
+    assert not make_atari_vec_env("MsPacmanNoFrameskip-v4", 1)._fires_after_life_loss
+
+
 # ------------------------------------------------------------------------------------------ seeding
 
 

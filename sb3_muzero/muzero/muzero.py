@@ -1,3 +1,4 @@
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar, Optional, TypeVar, Union
 
@@ -337,7 +338,13 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             raise ValueError("MuZero does not support VecNormalize(norm_reward=True); normalize observations only")
         if reset_num_timesteps or self._last_obs is None:
             self.replay_buffer.start_new_episodes(self.n_envs)
-        return super()._setup_learn(int(total_timesteps), callback, reset_num_timesteps, tb_log_name, progress_bar)
+        end, callback = super()._setup_learn(int(total_timesteps), callback, reset_num_timesteps, tb_log_name, progress_bar)
+        if end <= self.learning_starts:
+            warnings.warn(
+                f"This learn() call ends at {end:,} env steps, not past learning_starts={self.learning_starts:,}: "
+                "it only collects, no gradient step will run; give a budget above learning_starts (or lower it)"
+            )
+        return end, callback
 
     def learn(
         self: SelfMuZero,
@@ -398,7 +405,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         keep = steps_to_store(self._last_original_obs, reward, truncated, infos, self.on_nonfinite, self.num_timesteps)
         self.replay_buffer.add(
             self._last_original_obs,
-            buffer_action,
+            executed_actions(buffer_action, infos),
             reward,
             visit_distribution,
             root_values,
@@ -556,6 +563,18 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         if self._vec_normalize_env is None:
             return observations
         return self._vec_normalize_env.normalize_obs(observations)
+
+
+def executed_actions(actions: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
+    """The actions [n_envs] the envs took: the chosen ones, except where an env's info names another
+    (``"executed_action"``: :func:`~sb3_muzero.make_atari_vec_env` presses FIRE after a lost life)."""
+    replaced = [(index, info["executed_action"]) for index, info in enumerate(infos) if "executed_action" in info]
+    if not replaced:
+        return actions
+    actions = np.array(actions, copy=True)
+    for index, action in replaced:
+        actions[index] = action
+    return actions
 
 
 def detect_frame_stack(env: Optional[VecEnv]) -> int:

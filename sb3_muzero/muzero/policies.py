@@ -21,7 +21,7 @@ from sb3_muzero.common.numbers import is_int
 from sb3_muzero.mcts import RecurrentOutput, RootInput, SearchResult, SearchSettings, search
 from sb3_muzero.muzero.latent import scale_latent
 from sb3_muzero.muzero.losses import cross_entropy
-from sb3_muzero.muzero.residual import AtariEncoder, ResidualDynamics, ResidualPrediction
+from sb3_muzero.muzero.residual import ENCODERS, ResidualDynamics, ResidualPrediction
 from sb3_muzero.muzero.support import h, h_inverse, scalar_to_support, support_to_scalar
 
 VALUE_REPRESENTATIONS = ("categorical", "scalar")
@@ -306,14 +306,18 @@ MlpPolicy = MuZeroPolicy
 class CnnPolicy(MuZeroPolicy):
     """MuZero's residual Atari network (:mod:`sb3_muzero.muzero.residual`) for channel-first image observations.
 
-    The representation is the features extractor (:class:`~sb3_muzero.muzero.residual.AtariEncoder` by default:
-    84x84 frames -> a 6x6 latent); dynamics and prediction are residual towers with small heads.
+    The representation is the features extractor: ``encoder="residual"``
+    (:class:`~sb3_muzero.muzero.residual.AtariEncoder`, the paper's network: 84x84 frames -> a 6x6 latent) or
+    ``encoder="strided"`` (:class:`~sb3_muzero.muzero.residual.StridedEncoder`, DQN's strided convolutions
+    -> a 7x7 latent, sized for CPUs), unless ``features_extractor_class`` names another; dynamics and
+    prediction are residual towers with small heads.
 
     :param channels: channels of the latent
     :param num_blocks: residual blocks per stage of the representation, and in the dynamics and the prediction
-    :param normalization: "batch" or "layer"
+    :param normalization: "batch", "layer" or "none"
     :param head_channels: channels the heads reduce the latent to
     :param head_hidden: hidden layer sizes of the heads' MLPs
+    :param encoder: "residual" or "strided"
     """
 
     def __init__(
@@ -326,12 +330,16 @@ class CnnPolicy(MuZeroPolicy):
         normalization: str = "batch",
         head_channels: int = 16,
         head_hidden: Optional[list[int]] = None,
+        encoder: str = "residual",
         **kwargs,
     ):
+        if encoder not in ENCODERS:
+            raise ValueError(f"Unknown encoder {encoder!r}; supported: {', '.join(ENCODERS)}")
         self.channels, self.num_blocks, self.normalization = channels, num_blocks, normalization
         self.head_channels, self.head_hidden = head_channels, list(head_hidden or [32])
-        kwargs.setdefault("features_extractor_class", AtariEncoder)
-        if kwargs["features_extractor_class"] is AtariEncoder:
+        self.encoder = encoder
+        kwargs.setdefault("features_extractor_class", ENCODERS[encoder])
+        if kwargs["features_extractor_class"] is ENCODERS[encoder]:
             encoder_kwargs = dict(channels=channels, num_blocks=num_blocks, normalization=normalization)
             kwargs["features_extractor_kwargs"] = {**encoder_kwargs, **(kwargs.get("features_extractor_kwargs") or {})}
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
@@ -354,7 +362,7 @@ class CnnPolicy(MuZeroPolicy):
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data.update(channels=self.channels, num_blocks=self.num_blocks, normalization=self.normalization,
-                    head_channels=self.head_channels, head_hidden=self.head_hidden)  # fmt: skip
+                    head_channels=self.head_channels, head_hidden=self.head_hidden, encoder=self.encoder)  # fmt: skip
         return data
 
 

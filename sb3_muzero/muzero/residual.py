@@ -1,9 +1,16 @@
-"""Residual networks for image observations: MuZero's Atari architecture (appendix E), scaled for 84x84 inputs.
+"""Networks for image observations: MuZero's Atari architecture (appendix E), scaled for 84x84 inputs.
 
-The representation downsamples the frame stack to a small spatial latent (84x84 -> 6x6) with strided
-convolutions, residual blocks and average pooling; the dynamics adds the action as an extra plane and
-keeps the latent's shape; the heads reduce the channels with 1x1 convolutions before small MLPs
-(EfficientZero's layout). Normalisation is batch norm or layer norm (over channels and space).
+Two representations (``encoder`` of :class:`~sb3_muzero.muzero.policies.CnnPolicy`):
+
+- ``"residual"`` (:class:`AtariEncoder`, the paper's): downsamples the frame stack to a small spatial latent
+  (84x84 -> 6x6) with strided convolutions, residual blocks and average pooling;
+- ``"strided"`` (:class:`StridedEncoder`, sized for CPUs): DQN's three strided convolutions straight down
+  to the latent (84x84 -> 7x7), without the residual blocks at high resolution that cost most of a gradient
+  step on a CPU.
+
+The dynamics adds the action as an extra plane and keeps the latent's shape; the heads reduce the channels
+with 1x1 convolutions before small MLPs (EfficientZero's layout). Normalisation is batch norm, layer norm
+(over channels and space) or none.
 """
 
 from typing import Optional
@@ -15,15 +22,17 @@ from torch import nn
 
 from sb3_muzero.muzero.latent import scale_latent
 
-NORMALIZATIONS = ("batch", "layer")
+NORMALIZATIONS = ("batch", "layer", "none")
 
 
 def normalization_layer(kind: str, channels: int) -> nn.Module:
-    """Batch norm, or layer norm over (channels, height, width) of each sample."""
+    """Batch norm, layer norm over (channels, height, width) of each sample, or nothing."""
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "layer":
         return nn.GroupNorm(1, channels)
+    if kind == "none":
+        return nn.Identity()
     raise ValueError(f"Unknown normalization {kind!r}; supported: {', '.join(NORMALIZATIONS)}")
 
 
@@ -87,6 +96,53 @@ class AtariEncoder(BaseFeaturesExtractor):
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
         return self.net(observations)
+
+
+class StridedEncoder(BaseFeaturesExtractor):
+    """The representation sized for CPUs: frame stacks [B, C_in, H, W] -> latent [B, channels, h, w].
+
+    DQN's convolutions (Mnih et al., 2015): 8x8 stride 4, 4x4 stride 2, 3x3 stride 1, each followed by
+    normalisation and a ReLU (84x84 -> 7x7), then ``num_blocks`` residual blocks at the latent resolution.
+
+    :param observation_space: channel-first image observations, at least 36x36
+    :param channels: channels of the latent
+    :param num_blocks: residual blocks after the convolutions
+    :param normalization: "batch", "layer" or "none"
+    :param hidden_channels: channels of the first two convolutions
+    """
+
+    KERNELS = ((8, 4), (4, 2), (3, 1))  # (kernel size, stride) of each convolution
+    MIN_SIZE = 36  # the smallest input the three convolutions keep at least one pixel of
+
+    def __init__(self, observation_space: spaces.Box, channels: int = 32, num_blocks: int = 1, normalization: str = "batch",
+                 hidden_channels: tuple[int, int] = (32, 64)):  # fmt: skip
+        in_channels, height, width = observation_space.shape
+        if min(height, width) < self.MIN_SIZE:
+            raise ValueError(
+                f"encoder='strided' needs frames of at least {self.MIN_SIZE}x{self.MIN_SIZE}, got {height}x{width}; "
+                "use encoder='residual' for smaller frames"
+            )
+        latent_shape = (channels, *(self._output_size(size) for size in (height, width)))
+        super().__init__(observation_space, features_dim=int(th.tensor(latent_shape).prod()))
+        self.latent_shape = latent_shape
+        sizes = (in_channels, *hidden_channels, channels)
+        layers: list[nn.Module] = []
+        for index, (kernel, stride) in enumerate(self.KERNELS):
+            layers.append(nn.Conv2d(sizes[index], sizes[index + 1], kernel_size=kernel, stride=stride, bias=False))
+            layers += [normalization_layer(normalization, sizes[index + 1]), nn.ReLU()]
+        self.net = nn.Sequential(*layers, residual_tower(channels, num_blocks, normalization))
+
+    @classmethod
+    def _output_size(cls, size: int) -> int:
+        for kernel, stride in cls.KERNELS:
+            size = (size - kernel) // stride + 1
+        return size
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return self.net(observations)
+
+
+ENCODERS = {"residual": AtariEncoder, "strided": StridedEncoder}
 
 
 def _downsampled(size: int) -> int:
