@@ -16,6 +16,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim
 from stable_baselines3.common.save_util import save_to_pkl
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
 from sb3_muzero import CheckpointCallback, CorruptFileError, MuZero
@@ -46,7 +47,7 @@ def make_run() -> MuZero:
     env = make_vec_env("CartPole-v1", n_envs=2, seed=3, env_kwargs=dict(max_episode_steps=15))
     policy_kwargs = dict(SMALL["policy_kwargs"], features_extractor_class=DropoutExtractor)
     settings = {**SMALL, "policy_kwargs": policy_kwargs}
-    return MuZero("MlpPolicy", env, seed=1, learning_rate=lambda progress: 1e-3 * progress, temperature_final=0.3,
+    return MuZero("MlpPolicy", env, seed=1, learning_rate=LinearSchedule(1e-3, 0.0, 1.0), temperature_final=0.3,
                   prioritized_replay_beta=0.4, target_update_interval=5, **settings)  # fmt: skip
 
 
@@ -67,7 +68,7 @@ RESUME_IN_A_NEW_PROCESS = """
 import sys
 import torch as th
 from sb3_muzero import MuZero
-model = MuZero.load(sys.argv[1])  # the envs come from the file
+model = MuZero.load(sys.argv[1], allow_unsafe_pickle=True)  # the envs come from the file (pickled: our own file)
 model.load_replay_buffer(sys.argv[2])
 model.learn(int(sys.argv[3]) - model.num_timesteps, reset_num_timesteps=False)
 model.save(sys.argv[4], include=["env"])
@@ -91,7 +92,7 @@ def test_a_run_resumed_from_a_checkpoint_in_a_new_process_is_bit_identical(tmp_p
     subprocess.run([sys.executable, "-c", RESUME_IN_A_NEW_PROCESS, *arguments], cwd=REPOSITORY, check=True,
                    env={**os.environ, "PYTHONPATH": str(REPOSITORY), "OMP_NUM_THREADS": "1"})  # fmt: skip
 
-    resumed = MuZero.load(final_model)
+    resumed = MuZero.load(final_model, allow_unsafe_pickle=True)
     resumed.load_replay_buffer(final_replay)
     assert resumed.num_timesteps == TOTAL_STEPS
     assert_same_run(uninterrupted, resumed)

@@ -17,8 +17,8 @@ REPLAY_SUFFIX = "npz"
 class CheckpointCallback(sb3_callbacks.CheckpointCallback):
     """Save the model and its replay buffer every ``save_freq`` calls (vector env steps), between two steps.
 
-    SB3's ``CheckpointCallback`` saves from ``on_step``: after the envs stepped but before that step is
-    stored, so a run resumed from it repeats a search from the old observation in the new env state.
+    SB3's ``CheckpointCallback`` saves from ``on_step``: for MuZero, after the step was stored (MuZero stores each
+    step before the callbacks see it), but before the gradient steps that follow it, and the replay after the model.
     This one, with SB3's arguments and file names, waits for the next point between two steps (the start
     of the next rollout, after the last step was stored and trained on, or the end of training) and
     saves there, so that ``MuZero.load`` + ``load_replay_buffer`` + ``learn(rest, reset_num_timesteps=False)``

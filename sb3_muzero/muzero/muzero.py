@@ -5,12 +5,15 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import LinearSchedule, obs_as_tensor
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, RolloutReturn, Schedule, TrainFreq, TrainFrequencyUnit
+from stable_baselines3.common.utils import LinearSchedule, obs_as_tensor, should_collect_more_steps
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStack, VecTransposeImage
 
+from sb3_muzero.common.interrupts import interrupts_deferred
 from sb3_muzero.common.nonfinite import NONFINITE_MODES, searchable_observations, steps_to_store
 from sb3_muzero.common.numbers import is_int
 from sb3_muzero.mcts import SearchSettings
@@ -356,6 +359,47 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+    def collect_rollouts(
+        self,
+        env: VecEnv,
+        callback: BaseCallback,
+        train_freq: TrainFreq,
+        replay_buffer: ReplayBuffer,
+        action_noise: Optional[ActionNoise] = None,
+        learning_starts: int = 0,
+        log_interval: Optional[int] = None,
+    ) -> RolloutReturn:
+        """SB3's ``collect_rollouts`` with each env step stored before the callbacks see it, and Ctrl-C held back from
+        ``env.step`` until the step is stored: an interrupt (or a callback that raises, or stops training) leaves
+        the counters, the last observations and the replay consistent, so ``learn(..., reset_num_timesteps=False)``
+        goes on storing only true transitions. (MuZero has no action noise and no gSDE.)"""
+        self.policy.set_training_mode(False)
+        num_collected_steps, num_collected_episodes = 0, 0
+        assert train_freq.frequency > 0, "Should at least collect one step or episode."
+        if env.num_envs > 1:
+            assert train_freq.unit == TrainFrequencyUnit.STEP, "You must use only one env when doing episodic training."
+        callback.on_rollout_start()
+        while should_collect_more_steps(train_freq, num_collected_steps, num_collected_episodes):
+            actions, buffer_actions = self._sample_action(learning_starts, action_noise, env.num_envs)
+            with interrupts_deferred():
+                new_obs, rewards, dones, infos = env.step(actions)
+                self.num_timesteps += env.num_envs
+                num_collected_steps += 1
+                self._update_info_buffer(infos, dones)
+                self._store_transition(replay_buffer, buffer_actions, new_obs, rewards, dones, infos)  # type: ignore[arg-type]
+                self._update_current_progress_remaining(self.num_timesteps, self._total_timesteps)
+                self._on_step()
+                ended = int(np.sum(dones))
+                num_collected_episodes += ended
+                self._episode_num += ended
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return RolloutReturn(num_collected_steps * env.num_envs, num_collected_episodes, continue_training=False)
+            if log_interval is not None and self._episode_num // log_interval > (self._episode_num - ended) // log_interval:
+                self.dump_logs()  # the episode count passed a multiple of log_interval
+        callback.on_rollout_end()
+        return RolloutReturn(num_collected_steps * env.num_envs, num_collected_episodes, continue_training=True)
 
     def _on_step(self) -> None:
         self.temperature = self.temperature_schedule(self._current_progress_remaining)

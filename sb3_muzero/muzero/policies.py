@@ -1,5 +1,7 @@
 """MuZero policies: representation h, dynamics g and prediction f, and the batched search that acts with them."""
 
+import json
+import pickle
 from typing import Any, Optional
 
 import numpy as np
@@ -14,10 +16,13 @@ from stable_baselines3.common.torch_layers import (
     create_mlp,
 )
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.common.utils import ConstantSchedule, get_device
 from torch import nn
 
-from sb3_muzero.common.files import atomic_write, check_zip_archive
+from sb3_muzero.common.files import CorruptFileError, atomic_write, check_zip_archive
+from sb3_muzero.common.legacy_pickle import RefusedPickle, restricted_pickle_module
 from sb3_muzero.common.numbers import is_int
+from sb3_muzero.common.plain_data import UNSAFE_HINT, from_plain, plain_or_pickled
 from sb3_muzero.mcts import RecurrentOutput, RootInput, SearchResult, SearchSettings, search
 from sb3_muzero.muzero.latent import scale_latent
 from sb3_muzero.muzero.losses import cross_entropy
@@ -25,6 +30,7 @@ from sb3_muzero.muzero.residual import AtariEncoder, ResidualDynamics, ResidualP
 from sb3_muzero.muzero.support import h, h_inverse, scalar_to_support, support_to_scalar
 
 VALUE_REPRESENTATIONS = ("categorical", "scalar")
+PLAIN_ARGUMENTS = "plain_data"  # the constructor arguments in a policy file, as plain JSON
 
 
 class MlpDynamics(nn.Module):
@@ -266,18 +272,31 @@ class MuZeroPolicy(BasePolicy):
         return th.as_tensor(result.action, device=self.device)
 
     def save(self, path: str) -> None:
-        """SB3's ``policy.save``, written to a temporary file renamed into place (never half-written)."""
+        """SB3's ``policy.save`` with the constructor arguments as plain data (no pickle), written to a temporary file
+        renamed into place (never half-written)."""
+        arguments = {name: plain_or_pickled(name, value) for name, value in self._get_constructor_parameters().items()}
         with atomic_write(path) as file:
-            super().save(file)  # type: ignore[arg-type]
+            th.save({"state_dict": self.state_dict(), PLAIN_ARGUMENTS: json.dumps(arguments)}, file)
 
     @classmethod
-    def load(cls, path: str, device: th.device | str = "auto") -> "MuZeroPolicy":
-        """SB3's ``policy.load``, after checking that the file is complete (torch's format is a zip archive).
+    def load(cls, path: str, device: th.device | str = "auto", allow_unsafe_pickle: bool = False) -> "MuZeroPolicy":
+        """SB3's ``policy.load``, after checking that the file is complete (torch's format is a zip archive), without
+        running anything from it: tensors are read with ``weights_only=True``, the constructor arguments from their
+        plain description (or, in files of earlier versions, with the allowlist of
+        :mod:`sb3_muzero.common.legacy_pickle`).
 
+        :param allow_unsafe_pickle: also read arguments the file pickles beyond that allowlist (unpickling can run any
+            code the file carries: only for files you trust)
         :raise CorruptFileError: the file is truncated or damaged
+        :raise ValueError: the file holds a pickle and ``allow_unsafe_pickle`` is False
         """
         check_zip_archive(path, "", (), "policy")
-        return super().load(path, device)
+        device = get_device(device)
+        state_dict, arguments = _read_policy_file(path, device, allow_unsafe_pickle)
+        policy = cls(**arguments)
+        policy.load_state_dict(state_dict)
+        policy.to(device)
+        return policy
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -290,7 +309,7 @@ class MuZeroPolicy(BasePolicy):
                 value_representation=self.value_representation,
                 projection_dim=self.projection_dim,
                 search_settings=self.search_settings.as_dict(),
-                lr_schedule=self._dummy_schedule,
+                lr_schedule=ConstantSchedule(0.0),  # a policy file has no optimizer state: SB3's dummy schedule
                 optimizer_class=self.optimizer_class,
                 optimizer_kwargs=self.optimizer_kwargs,
                 features_extractor_class=self.features_extractor_class,
@@ -298,6 +317,36 @@ class MuZeroPolicy(BasePolicy):
             )
         )
         return data
+
+
+def _read_policy_file(path: str, device: th.device, allow_unsafe_pickle: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(state dict, constructor arguments) of a policy file, of this version or an earlier one."""
+    try:
+        saved = th.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:  # a file of an earlier version: SB3's, with the arguments pickled
+        saved = _read_pickled_policy_file(path, device, allow_unsafe_pickle)
+        return saved["state_dict"], saved["data"]
+    if not isinstance(saved, dict) or "state_dict" not in saved or PLAIN_ARGUMENTS not in saved:
+        raise CorruptFileError(f"Cannot read policy '{path}': it is no policy file (no state_dict and {PLAIN_ARGUMENTS})")
+    try:
+        arguments = from_plain(json.loads(saved[PLAIN_ARGUMENTS]), allow_unsafe_pickle)
+    except CorruptFileError as error:
+        raise CorruptFileError(f"Cannot read policy '{path}': its arguments are malformed: {error}") from error
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"Cannot load policy '{path}': {error}") from error
+    return saved["state_dict"], arguments
+
+
+def _read_pickled_policy_file(path: str, device: th.device, allow_unsafe_pickle: bool) -> dict[str, Any]:
+    try:
+        return th.load(path, map_location=device, weights_only=False, pickle_module=restricted_pickle_module)
+    except RefusedPickle as refused:
+        if not allow_unsafe_pickle:
+            raise ValueError(
+                f"Cannot load policy '{path}': it is a file of SB3 or an earlier sb3-muzero whose pickled arguments hold "
+                f"{refused}, which loading does not build by default; {UNSAFE_HINT}"
+            ) from refused
+    return th.load(path, map_location=device, weights_only=False)
 
 
 MlpPolicy = MuZeroPolicy
