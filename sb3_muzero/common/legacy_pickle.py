@@ -46,6 +46,13 @@ def _tensor_storage_from_bytes(data: bytes) -> Any:
     return th.load(io.BytesIO(data), weights_only=True)
 
 
+def _latin1_bytes(text: Any, encoding: Any = "latin1") -> bytes:
+    """``_codecs.encode``, which pickles of protocol 2 (torch's) use for bytes, for the Latin-1 encoding only."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise RefusedPickle(f"_codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
 def _constant_zero(_: float) -> float:
     """The learning rate schedule of policy files (SB3's ``_dummy_schedule``)."""
     return 0.0
@@ -120,6 +127,7 @@ _FUNCTIONS: dict[tuple[str, str], Callable] = {
     ("torch._utils", "_rebuild_tensor"): th._utils._rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): th._utils._rebuild_parameter,
     ("torch.storage", "_load_from_bytes"): _tensor_storage_from_bytes,
+    ("_codecs", "encode"): _latin1_bytes,
     ("stable_baselines3.common.policies", "BaseModel._dummy_schedule"): _constant_zero,
 }
 

@@ -31,6 +31,21 @@ from sb3_muzero.muzero.support import h, h_inverse, scalar_to_support, support_t
 
 VALUE_REPRESENTATIONS = ("categorical", "scalar")
 PLAIN_ARGUMENTS = "plain_data"  # the constructor arguments in a policy file, as plain JSON
+# Values and rewards beyond h^-1(support_size) are clipped to the support; MuZero's Atari network uses 300.
+MAX_SUPPORT_SIZE = 10_000
+
+
+def support_size_message(support_size: int) -> str:
+    """Why ``support_size`` is refused, with the memory its distributions would take."""
+    bins = 2 * support_size + 1
+    megabytes = bins * 4 / 2**20
+    covered = float(h_inverse(th.tensor(float(MAX_SUPPORT_SIZE), dtype=th.float64)))
+    return (
+        f"support_size must be at most {MAX_SUPPORT_SIZE} (which covers values up to +-{covered:.3g}), got {support_size}: "
+        f"each value and reward distribution would have {bins:,} bins ({megabytes:.1f} MiB in float32), and training "
+        f"holds 2 x (num_unroll_steps + 1) x batch_size of them with their gradients (e.g. "
+        f"{3 * 2 * 6 * 128 * megabytes / 1024:.1f} GiB for 5 unroll steps and a batch of 128)"
+    )
 
 
 class MlpDynamics(nn.Module):
@@ -139,6 +154,8 @@ class MuZeroPolicy(BasePolicy):
             raise ValueError(f"Unknown value_representation {value_representation!r}; supported: {VALUE_REPRESENTATIONS}")
         if not is_int(support_size) or support_size < 1:
             raise ValueError(f"support_size must be an integer >= 1, got {support_size!r}")
+        if support_size > MAX_SUPPORT_SIZE:
+            raise ValueError(support_size_message(support_size))
         if not is_int(latent_dim) or latent_dim < 1:
             raise ValueError(f"latent_dim must be an integer >= 1, got {latent_dim!r}")
         self.net_arch = net_arch
@@ -156,6 +173,13 @@ class MuZeroPolicy(BasePolicy):
     # --- networks --------------------------------------------------------------------------------------
 
     def _layer_sizes(self) -> dict[str, list[int]]:
+        sizes = self._named_layer_sizes()
+        for name, layers in sizes.items():
+            if not all(is_int(size) and size >= 1 for size in layers):
+                raise ValueError(f"net_arch sizes must be integers >= 1, got {layers} for the {name} network")
+        return sizes
+
+    def _named_layer_sizes(self) -> dict[str, list[int]]:
         if self.net_arch is None:
             return {
                 name: [64] if self.features_extractor_class == NatureCNN else [128]
@@ -353,10 +377,12 @@ MlpPolicy = MuZeroPolicy
 
 
 class CnnPolicy(MuZeroPolicy):
-    """MuZero's residual Atari network (:mod:`sb3_muzero.muzero.residual`) for channel-first image observations.
+    """MuZero's residual Atari network (:mod:`sb3_muzero.muzero.residual`) for image observations.
 
     The representation is the features extractor (:class:`~sb3_muzero.muzero.residual.AtariEncoder` by default:
-    84x84 frames -> a 6x6 latent); dynamics and prediction are residual towers with small heads.
+    84x84 frames -> a 6x6 latent, small frames halved fewer times; channel-first [C, H, W], or channel-last
+    [H, W, C] as SB3 detects it, which the encoder transposes); dynamics and prediction are residual towers with
+    small heads.
 
     :param channels: channels of the latent
     :param num_blocks: residual blocks per stage of the representation, and in the dynamics and the prediction
