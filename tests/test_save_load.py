@@ -383,3 +383,16 @@ def test_save_load_net_arch_none(tmp_path):
     assert loaded.policy._layer_sizes() == model.policy._layer_sizes()
     assert all(sizes for sizes in loaded.policy._layer_sizes().values())
     os.remove(tmp_path / "muzero.zip")
+
+
+@pytest.mark.parametrize("wrapper", ["VecTransposeImage", "VecFrameStack"])
+def test_envs_that_cannot_be_saved_are_named_with_what_to_do(tmp_path, wrapper):
+    """SB3's VecEnvWrappers do not pickle: the error says which layer and how to save instead."""
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    env = DummyVecEnv([lambda: FakeImageEnv(screen_height=12, screen_width=12, n_channels=1, discrete=True)])
+    env = VecFrameStack(env, 2) if wrapper == "VecFrameStack" else env  # MuZero adds VecTransposeImage itself
+    model = MuZero("CnnPolicy", env, num_simulations=2, policy_kwargs=dict(channels=4, head_hidden=[8], support_size=3))
+    with pytest.raises(ValueError, match=rf"the wrapper {wrapper} \(around .*\) does not pickle .* pass env=\.\.\. to"):
+        model.save(tmp_path / "model.zip", include=["env"])
+    assert not (tmp_path / "model.zip").exists()

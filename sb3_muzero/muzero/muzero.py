@@ -289,7 +289,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             rate = self.lr_schedule(float(progress))
             if not (math.isfinite(rate) and rate >= 0):
                 raise ValueError(
-                    f"learning_rate gives {rate!r} at progress_remaining={progress:.1f}: learning rates must be finite "
+                    f"learning_rate gives {rate:.4g} at progress_remaining={progress:.1f}: learning rates must be finite "
                     "and >= 0 over the whole run (progress_remaining goes from 1 to 0)"
                 )
 
@@ -530,7 +530,10 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         """One update on a batch of K-step unrolls, as in the paper's ``update_weights``; returns the losses."""
         observations, next_observations = self._training_observations(sample)
         to_tensor = lambda array: th.as_tensor(array, device=self.device)  # noqa: E731
-        value_targets = to_tensor(self._value_targets(sample))
+        value_targets_array = self._value_targets(sample)
+        if not np.isfinite(value_targets_array).all():
+            raise self._refused_update(sample, value_targets_array, "its value targets are not finite")
+        value_targets = to_tensor(value_targets_array)
         value_mask, policy_mask = to_tensor(sample.value_mask), to_tensor(sample.policy_mask)
         policy_targets, actions = to_tensor(sample.policy_targets), to_tensor(sample.actions)
         reward_targets, reward_mask = to_tensor(sample.reward_targets), to_tensor(sample.reward_mask)
@@ -574,7 +577,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         gradient_norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
         if not th.isfinite(gradient_norm):
             self.policy.optimizer.zero_grad()
-            raise FloatingPointError(self._nonfinite_update_message(sample, value_targets, loss))
+            raise self._refused_update(sample, value_targets_array, f"its loss is {loss.item():.4g}, its gradients not finite")
         self.policy.optimizer.step()
 
         # Priorities: how far the stored search value was from the value target (MuZero appendix G).
@@ -589,21 +592,21 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             "value_error": (predicted_value - value_targets[:, 0]).abs().mean().item(),
         }
 
-    def _nonfinite_update_message(self, sample: ReplaySample, value_targets: th.Tensor, loss: th.Tensor) -> str:
-        """Why update ``_n_updates + 1`` was refused (its gradients are not finite), with the sizes that usually cause it."""
-        largest_reward = float(np.abs(sample.reward_targets).max())
-        largest_value = float(value_targets.abs().max())
+    def _refused_update(self, sample: ReplaySample, value_targets: np.ndarray, cause: str) -> FloatingPointError:
+        """The error for update ``_n_updates + 1``, which would make the parameters or priorities NaN or infinite
+        (``cause`` says how), with the sizes that usually cause it."""
+        largest_reward, largest_value = float(np.abs(sample.reward_targets).max()), float(np.abs(value_targets).max())
         representable = ""
         if self.policy.value_representation == "categorical":
             limit = float(h_inverse(th.tensor(float(self.policy.support_size), dtype=th.float64)))
             representable = (
                 f"; the value and reward supports represent up to +-{limit:.4g} (support_size={self.policy.support_size})"
             )
-        return (
-            f"Update {self._n_updates + 1} would make the parameters NaN or infinite (loss {loss.item():.4g}, gradients not "
-            f"finite), so it was not applied. Its batch has rewards up to {largest_reward:.4g} and value targets up to "
-            f"{largest_value:.4g} in magnitude{representable}: rewards this large overflow the float32 arithmetic of the "
-            "losses. Scale or clip the env's rewards (e.g. a gymnasium TransformReward wrapper)."
+        return FloatingPointError(
+            f"Update {self._n_updates + 1} would make the parameters or priorities NaN or infinite ({cause}), so it was not "
+            f"applied. Its batch has rewards up to {largest_reward:.4g} and value targets up to {largest_value:.4g} in "
+            f"magnitude{representable}: rewards this large overflow the float32 arithmetic of the targets and losses. "
+            "Scale or clip the env's rewards (e.g. a gymnasium TransformReward wrapper)."
         )
 
     def _training_observations(self, sample: ReplaySample) -> tuple[th.Tensor, Optional[th.Tensor]]:
