@@ -136,6 +136,11 @@ def test_an_update_that_would_make_the_parameters_nan_is_refused_with_a_hint_at_
     assert np.isfinite(model.replay_buffer.priorities.tree).all()
 
 
+def test_cnn_policy_needs_images():
+    with pytest.raises(ValueError, match=re.escape("CnnPolicy needs image observations [C, H, W] (or [H, W, C]), got Box(")):
+        MuZero("CnnPolicy", FlakyEnv(), **SMALL)
+
+
 def test_unknown_optimizer():
     with pytest.raises(ValueError, match="Unknown optimizer 'rmsprop'; supported: adam, adamw, sgd"):
         cartpole_model(optimizer="rmsprop")

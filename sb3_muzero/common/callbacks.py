@@ -32,9 +32,10 @@ class CheckpointCallback(sb3_callbacks.CheckpointCallback):
     :param name_prefix: common prefix of the checkpoint files
     :param save_replay_buffer: save the replay buffer too (default: yes, a MuZero run needs it to resume)
     :param save_vecnormalize: save the ``VecNormalize`` statistics too
-    :param save_env: pickle the envs into the model file, so that ``MuZero.load(path)`` continues them where they
-        were (needs envs that pickle, e.g. a ``DummyVecEnv`` of Python envs, and no ``VecNormalize``; checked when
-        training starts)
+    :param save_env: pickle the envs into the model file, so that ``MuZero.load(path, allow_unsafe_pickle=True)``
+        continues them where they were (needs envs that pickle, e.g. a ``DummyVecEnv`` of Python envs, no
+        ``VecNormalize`` and none of SB3's ``VecEnvWrapper``; checked when training starts; ``make_atari_vec_env``'s
+        envs are saved as their settings and start new games when loaded)
     :param keep_last: keep only the newest ``keep_last`` checkpoints (default: keep all)
     :param verbose: 2 prints where each checkpoint goes
     """

@@ -1,4 +1,4 @@
-"""Saving and loading MuZero: SB3's files, never half-written, checked when read, and resumed exactly.
+"""Saving and loading MuZero: SB3's files, never half-written, checked when read, free of code, resumed exactly.
 
 The model file is SB3's zip (``data``, ``policy.pth``, ``policy.optimizer.pth``, ``target_policy.pth``)
 plus, inside ``data``, the states of every random generator the run draws from
@@ -7,24 +7,34 @@ plus, inside ``data``, the states of every random generator the run draws from
 (:mod:`sb3_muzero.common.files`), and checked completely before anything of them is used, so a damaged
 file raises an error naming it and leaves the model that reads it as it was.
 
+No code from the file
+---------------------
+``data`` holds the attributes as plain JSON (:mod:`sb3_muzero.common.plain_data`), read back without
+unpickling; the tensors are read with ``torch.load(weights_only=True)``. What has no plain form is pickled
+(with a warning) and read only with ``load(..., allow_unsafe_pickle=True)``: envs saved with
+``include=["env"]`` (but those of ``make_atari_vec_env``, saved as their settings), a function as learning
+rate. Pickled entries of files of earlier versions (SB3's format) are read with the allowlist of
+:mod:`sb3_muzero.common.legacy_pickle`.
+
 Exact resumption
 ----------------
-``MuZero.load`` builds the model with SB3's ``load``, whose ``_setup_model`` reseeds every generator from
+``MuZero.load`` builds the model as SB3's ``load`` does, whose ``_setup_model`` reseeds every generator from
 ``seed``; the saved generator states are put back afterwards, so they win. The counters (timesteps,
 updates, episodes, the progress the learning-rate, temperature and beta schedules read, the fraction of a
 gradient step pending), the last observations and the optimizer state are in SB3's file already. The envs
 continue where they were in one of two ways:
 
 - ``model.save(path, include=["env"])`` pickles the envs into the file (their state and their own
-  generators; this needs envs that pickle, such as a ``DummyVecEnv`` of Python envs, and no
-  ``VecNormalize``), and
-  ``MuZero.load(path)`` without ``env`` continues with them: the way to resume in a new process;
+  generators; this needs envs that pickle, such as a ``DummyVecEnv`` of Python envs, no ``VecNormalize``
+  and none of SB3's ``VecEnvWrapper``), and ``MuZero.load(path, allow_unsafe_pickle=True)`` without ``env``
+  continues with them: the way to resume in a new process;
 - ``MuZero.load(path, env=env, force_reset=False)`` with the very env object the run was using, untouched
   since the save: the way to resume in the same process.
 
 Then ``load_replay_buffer`` and ``learn(remaining_steps, reset_num_timesteps=False)`` go on bit for bit
 as the run would have (on the CPU). Loaded with a new env (``force_reset=True``, SB3's default), the envs
-start new episodes and everything else still continues.
+start new episodes and everything else still continues; so do envs that cannot be saved with their state
+(``resume_limitation``: ``make_atari_vec_env``'s, whose emulators' states ale-py cannot save).
 """
 
 import base64
