@@ -9,7 +9,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_muzero import MuZero
 from sb3_muzero.muzero.augmentation import augment
-from sb3_muzero.muzero.residual import AtariEncoder, halvings_for
+from sb3_muzero.muzero.residual import AtariEncoder
 
 TINY_CNN = dict(channels=8, num_blocks=1, head_channels=2, head_hidden=[8], support_size=3)
 
@@ -106,6 +106,8 @@ def test_augmentation_needs_image_observations():
 
 @pytest.mark.parametrize("size, halvings, latent", [(84, 4, 6), (36, 4, 3), (20, 3, 3), (10, 2, 3), (6, 1, 3), (4, 0, 4)])
 def test_small_frames_are_halved_fewer_times_and_keep_a_3x3_latent(size, halvings, latent):
+    from sb3_muzero.muzero.residual import halvings_for
+
     assert halvings_for(size, size) == halvings
     encoder = AtariEncoder(spaces.Box(0, 255, (2, size, size), np.uint8), channels=8)
     assert encoder.latent_shape == (8, latent, latent) and encoder(th.rand(3, 2, size, size)).shape == (3, 8, latent, latent)

@@ -4,6 +4,7 @@ import base64
 import collections
 import json
 import pathlib
+import re
 import zipfile
 
 import cloudpickle
@@ -85,6 +86,17 @@ class SampleEnv(gym.Env):
         return self.observation_space.sample(), float(action == 0), False, self.steps >= 10, {}
 
 
+def refusal_of(load) -> str:
+    """The message of the ValueError ``load()`` raises ("" if it raises none)."""
+    try:
+        load()
+    except ValueError as error:
+        return str(error)
+    except Exception:
+        pass
+    return ""
+
+
 def saved_model(tmp_path: pathlib.Path) -> tuple[MuZero, pathlib.Path]:
     model = MuZero("MlpPolicy", ENV_ID, seed=0, **SMALL).learn(40)
     path = tmp_path / "model.zip"
@@ -104,9 +116,9 @@ def test_a_model_file_that_carries_code_is_refused_without_running_it(tmp_path, 
     crafted = (sb3_pickle_entry if written_as.startswith("pickle") else tagged_pickle)(WritesAFile(marker))
     rewrite_data(path, lambda entries: entries.update({entry: crafted}))
     env = DummyVecEnv([lambda: gym.make(ENV_ID)]) if with_env else None
-    with pytest.raises(ValueError, match=rf"Cannot load model .*its entry '{entry}'.*allow_unsafe_pickle=True"):
-        MuZero.load(path, env=env)
-    assert not marker.exists()
+    refusal = refusal_of(lambda: MuZero.load(path, env=env))
+    assert not marker.exists(), "the file's code ran"
+    assert re.search(rf"Cannot load model .*its entry '{entry}'.*allow_unsafe_pickle=True", refusal)
 
 
 def test_a_policy_file_that_carries_code_is_refused_without_running_it(tmp_path):
@@ -114,9 +126,9 @@ def test_a_policy_file_that_carries_code_is_refused_without_running_it(tmp_path)
     marker = tmp_path / "the code ran"
     path = tmp_path / "policy.pth"
     th.save({"state_dict": model.policy.state_dict(), "data": {"observation_space": WritesAFile(marker)}}, path)
-    with pytest.raises(ValueError, match=r"Cannot load policy .*io.open.*allow_unsafe_pickle=True"):
-        MuZeroPolicy.load(path)
-    assert not marker.exists()
+    refusal = refusal_of(lambda: MuZeroPolicy.load(path))
+    assert not marker.exists(), "the file's code ran"
+    assert re.search(r"Cannot load policy .*io.open.*allow_unsafe_pickle=True", refusal)
 
 
 def test_allow_unsafe_pickle_reads_pickles_and_runs_them(tmp_path):
