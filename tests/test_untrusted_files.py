@@ -270,3 +270,50 @@ def test_earlier_files_with_a_function_in_them_need_the_opt_in_or_custom_objects
     assert loaded.lr_schedule(0.5) == model.lr_schedule(0.5)
     constant = dict(learning_rate=0.0, lr_schedule=lambda _: 0.0)  # what rl-zoo3's enjoy passes
     assert MuZero.load(tmp_path / "earlier.zip", custom_objects=constant).learning_rate == 0.0
+
+
+class Calls:
+    """Pickles as a call of ``function(*args)``."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        Calls(eval, "1 + 1"),
+        Calls(getattr, np, "save"),
+        Calls(np.ndarray, (2,), "O"),
+        np.array([None, 1], dtype=object),
+        collections.deque([Calls(print, "hello")]),
+        {"nested": [Calls(exec, "x = 1")]},
+    ],
+    ids=["eval", "getattr", "ndarray call", "object array", "inside a deque", "nested"],
+)
+def test_the_allowlist_unpickler_refuses_calls_and_python_objects(payload):
+    from sb3_muzero.common.legacy_pickle import RefusedPickle, restricted_loads
+
+    with pytest.raises(RefusedPickle):
+        restricted_loads(cloudpickle.dumps(payload))
+
+
+def test_the_allowlist_unpickler_reads_the_data_files_of_earlier_versions_held():
+    from sb3_muzero.common.legacy_pickle import restricted_loads
+
+    values = [np.arange(6, dtype=np.float32).reshape(2, 3), spaces.Box(-1, 1, (2,)), spaces.Discrete(3, seed=1),
+              FloatSchedule(LinearSchedule(1.0, 0.0, 0.5)), TrainFreq(2, TrainFrequencyUnit.STEP),
+              collections.deque([{"r": 1.0}], maxlen=5), th.arange(4), np.random.default_rng(3), nn.ReLU]  # fmt: skip
+    for value in values:
+        rebuilt = restricted_loads(cloudpickle.dumps(value))
+        if isinstance(value, (np.ndarray, th.Tensor)):
+            assert (rebuilt == value).all()
+        elif isinstance(value, np.random.Generator):
+            assert rebuilt.bit_generator.state == value.bit_generator.state
+        elif isinstance(value, FloatSchedule):
+            assert rebuilt(0.7) == value(0.7)
+        else:
+            assert rebuilt == value

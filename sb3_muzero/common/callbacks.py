@@ -80,7 +80,8 @@ class CheckpointCallback(sb3_callbacks.CheckpointCallback):
         self._inside_rollout = False
 
     def _on_training_end(self) -> None:
-        # A run stopped by a callback ends inside a rollout, with a step half done: the last checkpoint stands.
+        # A run stopped by a callback ends inside a rollout, before the gradient steps of its last steps: the last
+        # checkpoint stands.
         if self._save_due and not self._inside_rollout:
             self._save()
 

@@ -19,6 +19,7 @@ import collections
 import functools
 import io
 import pickle
+import sys
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -61,7 +62,7 @@ def _constant_zero(_: float) -> float:
 def _numpy_globals() -> dict[tuple[str, str], Callable]:
     from numpy.random import _pickle as random_pickle
 
-    found: dict[tuple[str, str], Callable] = {("numpy", "dtype"): _checked_dtype, ("numpy", "ndarray"): np.ndarray}
+    found: dict[tuple[str, str], Callable] = {("numpy", "dtype"): _checked_dtype}
     for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
         found[(module, "_reconstruct")] = _reconstruct
         found[(module, "scalar")] = _scalar
@@ -141,6 +142,8 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
         allowed = _allowed_globals()
         if (module, name) in allowed:
             return allowed[(module, name)]
+        if (module, name) == ("numpy", "ndarray"):
+            return _ClassValue(np.ndarray)  # the subtype _reconstruct is given, not called
         for cls in CONSTRUCTIBLE:
             if (cls.__module__, cls.__qualname__) == (module, name):
                 return cls
@@ -230,8 +233,7 @@ def _allowed_globals() -> dict[tuple[str, str], Callable]:
 
 
 def _zoo_linear_schedule() -> tuple[type, ...]:
-    import sys
-
+    """rl-zoo3's linear schedule class, if rl-zoo3 is imported."""
     utils = sys.modules.get(ZOO_LINEAR_SCHEDULE[0])
     return (utils.SimpleLinearSchedule,) if utils is not None and hasattr(utils, "SimpleLinearSchedule") else ()
 
@@ -243,13 +245,14 @@ def _is_numpy_generator(value: Any) -> bool:
 def _call(function: Any, args: Any) -> Any:
     if not isinstance(args, tuple):
         raise RefusedPickle(f"a call of {function!r} with {type(args).__name__} arguments")
-    if function in _allowed_globals().values() or function in CONSTRUCTIBLE or function in _zoo_linear_schedule():
+    allowed = (*_allowed_globals().values(), *CONSTRUCTIBLE, *_zoo_linear_schedule())
+    if any(function is candidate for candidate in allowed):
         return function(*_unwrap(args))
     raise RefusedPickle(f"a call of {getattr(function, 'cls', function)!r}")
 
 
 def _new(cls: Any, args: Any) -> Any:
-    if not (isinstance(cls, type) and (cls in CONSTRUCTIBLE or cls in _zoo_linear_schedule())):
+    if not any(cls is candidate for candidate in (*CONSTRUCTIBLE, *_zoo_linear_schedule())):
         raise RefusedPickle(f"creating a {getattr(cls, 'cls', cls)!r}")
     return cls.__new__(cls, *_unwrap(args))
 
