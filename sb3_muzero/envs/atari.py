@@ -58,6 +58,7 @@ import difflib
 import itertools
 import os
 import time
+import warnings
 from dataclasses import dataclass, fields
 from typing import Any, Optional, Sequence
 
@@ -68,6 +69,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
+from sb3_muzero.common.files import CorruptFileError
 from sb3_muzero.common.numbers import is_int
 
 ATARI_ENTRY_POINT = "ale_py.env:AtariEnv"
@@ -334,8 +336,9 @@ class AtariVecEnv(VecEnv):
         :return: observations, uint8 ``[n_envs, frame_stack, screen_size, screen_size]``.
         """
         self._check_open()
+        self._drop_step_in_flight()
         ale_seeds = [KEEP_RANDOM_STATE if seed is None else int(seed) % INT32_LIMIT for seed in self._seeds]
-        observations, ale_info = self._ale.reset(list(range(self.num_envs)), ale_seeds)
+        observations, ale_info = self._in_env_order(*self._ale.reset(list(range(self.num_envs)), ale_seeds))
         self._lives = ale_info["lives"]
         self._episode_returns[:] = 0.0
         self._episode_lengths[:] = 0
@@ -354,11 +357,13 @@ class AtariVecEnv(VecEnv):
             self._check_open()
             raise RuntimeError(f"call reset() on this {type(self).__name__} before step()")
         actions = self._checked_actions(actions)
+        self._drop_step_in_flight()
         self._fired[:] = self._fire_pending
         if self._fire_pending.any():
             actions = np.where(self._fire_pending, FIRE_ACTION, actions)
             self._fire_pending[:] = False
         self._ale.send(actions, self._paddle_strength)
+        self._step_in_flight = True
 
     def step_wait(self) -> VecEnvStepReturn:
         """Wait for the step sent by ``step_async``.
@@ -366,7 +371,8 @@ class AtariVecEnv(VecEnv):
         :return: observations uint8 ``[n_envs, frame_stack, screen_size, screen_size]``, rewards float32
             ``[n_envs]``, dones bool ``[n_envs]``, one info dict per env.
         """
-        observations, game_rewards, terminated, truncated, ale_info = self._ale.recv()
+        observations, game_rewards, terminated, truncated, ale_info = self._in_env_order(*self._ale.recv())
+        self._step_in_flight = False
         self._episode_returns += game_rewards
         self._episode_lengths += 1
         game_over = terminated | truncated
@@ -440,6 +446,65 @@ class AtariVecEnv(VecEnv):
         np.subtract(
             self._frames_before_life_loss, 1, out=self._frames_before_life_loss, where=self._frames_before_life_loss > 0
         )
+
+    # ----------------------------------------------------------- steps in flight, results in env order
+
+    _step_in_flight = False  # a step_async whose results step_wait has not received yet
+
+    def _drop_step_in_flight(self) -> None:
+        """Receive (and drop) the results of a ``step_async`` that ``step_wait`` never received, e.g. because an
+        interrupt came in between: ale-py queues results, so without this every later ``step_wait`` would return the
+        results of the step before its own. The games, lives and scores stay right; the dropped step's observation,
+        reward and infos are lost."""
+        if self._step_in_flight:
+            warnings.warn(
+                f"{type(self).__name__}: the previous step_async was never followed by step_wait (interrupted?); its "
+                "results are received now and dropped, so that the next step_wait returns the results of its own step"
+            )
+            self.step_wait()
+
+    def _in_env_order(self, *results: Any) -> tuple[Any, ...]:
+        """ale-py's results (arrays ``[n_envs, ...]`` and an info dict of such arrays) in env order, by the
+        ``env_id`` ale-py reports with them.
+
+        :raise RuntimeError: the results are not one per env
+        """
+        env_ids = np.asarray(results[-1]["env_id"])
+        if np.array_equal(env_ids, np.arange(self.num_envs)):
+            return results
+        if not np.array_equal(np.sort(env_ids), np.arange(self.num_envs)):
+            raise RuntimeError(
+                f"ale-py returned results for envs {env_ids.tolist()}, expected one for each of {self.num_envs}"
+            )
+        order = np.argsort(env_ids)
+        info = {key: np.asarray(value)[order] for key, value in results[-1].items()}
+        return (*(np.asarray(result)[order] for result in results[:-1]), info)
+
+    # ----------------------------------------------------------------------- saved with a model
+
+    PLAIN_KIND = "atari_vec_env"
+    # Why a model saved with include=["env"] does not continue these games (MuZero.load warns with it).
+    resume_limitation = (
+        "ale-py's vector env cannot save or restore the emulators' states, so the games start anew (seeded from the "
+        "model's seed) and the replay starts new episodes; everything else continues exactly"
+    )
+
+    def plain_description(self) -> dict[str, Any]:
+        """What ``model.save(path, include=["env"])`` stores of this env: the id, the number of envs and the options
+        (not the emulators' states, see :attr:`resume_limitation`)."""
+        options = {name: getattr(self.options, name) for name in SUPPORTED_OPTIONS}
+        return {"env_id": self.game.env_id, "n_envs": self.num_envs, "options": options}
+
+    @classmethod
+    def from_plain_description(cls, description: dict[str, Any]) -> AtariVecEnv:
+        """A new env with the settings of a :meth:`plain_description` (checked as ``make_atari_vec_env`` checks them).
+
+        :raise CorruptFileError: the description lacks a part
+        """
+        options = description.get("options")
+        if not isinstance(options, dict) or "env_id" not in description or "n_envs" not in description:
+            raise CorruptFileError(f"an Atari env description needs env_id, n_envs and options, got {sorted(description)}")
+        return make_atari_vec_env(description["env_id"], description["n_envs"], **options)
 
     # ------------------------------------------------------------------------- VecEnv attributes
 
