@@ -8,6 +8,7 @@ worker nodes made with ``ray.cluster_utils.Cluster`` on this machine.
 
 import functools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -122,7 +123,8 @@ def test_envs_that_cannot_be_shipped_are_refused_before_ray_starts(tmp_path):
     model = MuZero("MlpPolicy", logged, actors=2, **SMALL)
     with pytest.raises(ValueError, match=r"actors=2 needs envs Ray can ship to the actors, and the env .* cannot be pickled"):
         model.learn(100)
-    with pytest.raises(ValueError, match="actor_env=<a function actor_env\\(seed=...\\) -> VecEnv that Ray can pickle>"):
+    how_to_ship = "pass actor_env=<a function actor_env(seed=...) -> VecEnv that Ray can pickle>"
+    with pytest.raises(ValueError, match=re.escape(how_to_ship)):
         model.learn(100)
     model = MuZero("MlpPolicy", VecNormalize(cartpole(), norm_reward=False), actors=2, **SMALL)
     with pytest.raises(ValueError, match="actors do not support VecNormalize"):
@@ -288,7 +290,9 @@ def test_actors_run_on_the_worker_nodes_of_a_cluster(local_ray):
         workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
         cluster.wait_for_nodes()
         recorder = EpisodeRecorder()
-        model = MuZero("MlpPolicy", cartpole(), seed=5, ray_address=cluster.address, **DISTRIBUTED)
+        # One CPU for each actor's lifetime: one actor per worker node.
+        one_cpu = dict(num_cpus=1)
+        model = MuZero("MlpPolicy", cartpole(), seed=5, ray_address=cluster.address, ray_actor_options=one_cpu, **DISTRIBUTED)
         model.learn(160, callback=recorder)
         nodes = sorted(record.node_id for record in model.actor_stats.actors)
         assert nodes == sorted(worker.node_id for worker in workers)

@@ -1,4 +1,4 @@
-"""Self-play actors on Ray feeding the learner's replay (``MuZero(..., actors=N)``); imported only when ``learn`` starts actors.
+"""Self-play actors on Ray feeding the learner's replay (``MuZero(..., actors=N)``); imported when ``learn`` starts actors.
 
 - ``envs.py``: which envs can be shipped to an actor, and how each actor builds its own;
 - ``actor.py``: :class:`SelfPlayActor`, one actor's envs and copy of the network (plain Python, run by Ray);

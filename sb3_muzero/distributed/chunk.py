@@ -70,7 +70,9 @@ def stack_transitions(transitions: list[Transition]) -> Transition:
 def transition_at(steps: Transition, t: int) -> Transition:
     """Step ``t`` of stacked transitions [T, n_envs, ...]."""
     observations = steps.observations
-    observations = {key: value[t] for key, value in observations.items()} if isinstance(observations, dict) else observations[t]
+    observations = (
+        {key: value[t] for key, value in observations.items()} if isinstance(observations, dict) else observations[t]
+    )
     return Transition(observations, *(array[t] for array in steps[1:]))
 
 

@@ -26,7 +26,7 @@ flight per worker, as it keeps one chunk per actor.
 """
 
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import numpy as np
 import ray
@@ -39,19 +39,18 @@ from sb3_muzero.distributed.chunk import Chunk, add_chunk
 from sb3_muzero.distributed.envs import VEC_NORMALIZE_REFUSED, actor_env_factory
 from sb3_muzero.distributed.stats import ActorRecord, ActorStats
 
-if TYPE_CHECKING:
-    from sb3_muzero.muzero.muzero import MuZero
-
 # Each actor is restarted by Ray whenever its process dies; SPREAD places the actors on as many nodes as it can.
 DEFAULT_ACTOR_OPTIONS: dict[str, Any] = dict(max_restarts=-1, max_task_retries=0, scheduling_strategy="SPREAD")
 MAX_CONSECUTIVE_FAILURES = 20
+ACTOR_START_TIMEOUT_S = 300  # for every actor to build its envs and network
 RETRY_DELAY_S = 0.5  # before sending a call again to an actor that Ray is restarting
 
 
 class ActorPool:
     """``model.actors`` Ray actors stepping their own envs for ``model``'s learner (see the module docstring)."""
 
-    def __init__(self, model: "MuZero"):
+    def __init__(self, model: Any):
+        """:param model: the ``MuZero`` model whose ``learn`` runs (not imported here: it imports this module)"""
         start = time.perf_counter()
         self.model = model
         make_env = actor_env_factory(model.env, model.actor_env, model.actors)
@@ -63,11 +62,15 @@ class ActorPool:
         options = {**DEFAULT_ACTOR_OPTIONS, **(model.ray_actor_options or {})}
         remote_actor = ray.remote(SelfPlayActor).options(**options)
         seeds = _actor_seeds(model.seed, model.num_timesteps, model.actors)
-        self.handles = [remote_actor.remote(spec, i, seeds[i], self._weights_version, self._weights) for i in range(model.actors)]
+        self.handles = [
+            remote_actor.remote(spec, i, seeds[i], self._weights_version, self._weights) for i in range(model.actors)
+        ]
         descriptions = self._describe()
         offsets = np.cumsum([0] + [description.n_envs for description in descriptions])
         self.streams = [np.arange(offsets[i], offsets[i + 1]) for i in range(model.actors)]
-        self.stats = ActorStats([ActorRecord(d.node_id, d.n_envs, weights_version=self._weights_version) for d in descriptions])
+        self.stats = ActorStats(
+            [ActorRecord(d.node_id, d.n_envs, weights_version=self._weights_version) for d in descriptions]
+        )
         self.stats.started, self.stats.startup_s = start, time.perf_counter() - start
         self._pending: dict[int, ray.ObjectRef] = {}
         self._failures = [0] * model.actors
@@ -137,18 +140,28 @@ class ActorPool:
     def _describe(self) -> list[ActorDescription]:
         """Wait for every actor to start; refuse envs the model cannot use."""
         try:
-            descriptions = ray.get([handle.describe.remote() for handle in self.handles])
+            descriptions = ray.get([handle.describe.remote() for handle in self.handles], timeout=ACTOR_START_TIMEOUT_S)
         except RayActorError as error:
             self.close()
             raise RuntimeError(f"An actor could not start: {error}") from error
+        except ray.exceptions.GetTimeoutError as error:
+            self.close()
+            raise RuntimeError(
+                f"The {len(self.handles)} actors did not all start within {ACTOR_START_TIMEOUT_S} s: the cluster may lack "
+                f"the resources they ask for (ray_actor_options={self.model.ray_actor_options!r}; available: "
+                f"{ray.available_resources()})"
+            ) from error
         model = self.model
         for index, description in enumerate(descriptions):
             problem = None
+            spaces = (description.observation_space, description.action_space)
             if description.vec_normalize:
                 problem = VEC_NORMALIZE_REFUSED
-            elif (description.observation_space, description.action_space) != (model.observation_space, model.action_space):
-                problem = (f"actor {index}'s envs have observation space {description.observation_space} and action space "
-                           f"{description.action_space}; the model's are {model.observation_space}, {model.action_space}")  # fmt: skip
+            elif spaces != (model.observation_space, model.action_space):
+                problem = (
+                    f"actor {index}'s envs have observation space {spaces[0]} and action space {spaces[1]}; the model's "
+                    f"are {model.observation_space}, {model.action_space}"
+                )
             if problem is not None:
                 self.close()
                 raise ValueError(problem)

@@ -241,8 +241,8 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         self.weight_sync_interval = weight_sync_interval
         self.ray_address = ray_address
         self.ray_actor_options = ray_actor_options
-        self._actor_pool: Optional["ActorPool"] = None  # while learn() runs with actors
-        self.actor_stats: Optional["ActorStats"] = None  # what the actors of the last learn() did
+        self._actor_pool: Optional[ActorPool] = None  # while learn() runs with actors
+        self.actor_stats: Optional[ActorStats] = None  # what the actors of the last learn() did
         self._replay_streams = "envs"  # whose envs the replay's episode streams follow: "envs" or "actors"
         self.temperature = temperature_initial
         self.target_policy: Optional[MuZeroPolicy] = None

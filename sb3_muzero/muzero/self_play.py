@@ -58,8 +58,16 @@ def visit_entropy(visit_distribution: np.ndarray) -> np.ndarray:
     return -(visit_distribution * logs).sum(axis=1)
 
 
-def make_transition(policy: MuZeroPolicy, observations: Observations, searched: SearchedStep, rewards: np.ndarray,
-                    dones: np.ndarray, infos: list[dict[str, Any]], on_nonfinite: str, timestep: int) -> Transition:  # fmt: skip
+def make_transition(
+    policy: MuZeroPolicy,
+    observations: Observations,
+    searched: SearchedStep,
+    rewards: np.ndarray,
+    dones: np.ndarray,
+    infos: list[dict[str, Any]],
+    on_nonfinite: str,
+    timestep: int,
+) -> Transition:
     """The replay's record of one vector step: searched from ``observations``, the env answered ``rewards``, ``dones``
     and ``infos`` (SB3's ``TimeLimit.truncated`` and ``terminal_observation``)."""
     truncated = np.array([done and info.get("TimeLimit.truncated", False) for done, info in zip(dones, infos)], dtype=bool)
