@@ -278,6 +278,24 @@ def test_a_killed_learner_resumes_from_its_last_checkpoint_with_new_actors(local
     assert model.actor_stats.env_steps == model.num_timesteps - checkpoint.num_timesteps
 
 
+def test_rl_zoo3_trains_with_actors_given_as_params_joining_ray_by_its_address(local_ray, tmp_path):
+    """rl-zoo3's training envs write Monitor files and cannot be shipped: the actors build rl-zoo3's envs themselves."""
+    address = ray.get_runtime_context().gcs_address if ray.is_initialized() else ""
+    command = [sys.executable, "-m", "rl_zoo3.train", "--algo", "muzero", "--env", "CartPole-v1", "-n", "64",
+               "--eval-freq", "-1", "--seed", "0", "-params", "actors:2", "chunk_steps:2", "num_simulations:4",
+               "learning_starts:16", "replay_ratio:0.25"]  # fmt: skip
+    environment = {
+        **os.environ,
+        "RAY_ADDRESS": address,
+        "PYTHONPATH": os.pathsep.join([str(REPOSITORY), os.environ.get("PYTHONPATH", "")]),
+    }
+    result = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    model = MuZero.load(tmp_path / "logs/muzero/CartPole-v1_1/CartPole-v1.zip")
+    assert model.actors == 2 and model.num_timesteps >= 64
+    assert type(model.actor_env).__name__ == "ZooActorEnv" and model.actor_env.n_envs == 8
+
+
 # --- on a cluster of three nodes --------------------------------------------------------------------
 
 

@@ -45,13 +45,13 @@ def actor_env_factory(env: Optional[VecEnv], actor_env: Optional[EnvFactory], ac
     :param actors: the number of actors (for messages)
     :raise ValueError: the env cannot be shipped, or is a VecNormalize
     """
+    if env is not None and unwrap_vec_normalize(env) is not None:
+        raise ValueError(VEC_NORMALIZE_REFUSED)
     if actor_env is not None:
         _check_pickles(actor_env, f"actor_env={actor_env!r}", actors)
         return actor_env
     if env is None:
         raise ValueError(f"actors={actors} needs an env to copy to each actor, or actor_env=...; the model has no env")
-    if unwrap_vec_normalize(env) is not None:
-        raise ValueError(VEC_NORMALIZE_REFUSED)
     if isinstance(env, AtariVecEnv):
         options = dataclasses.asdict(env.options)
         return functools.partial(make_atari_vec_env, env.game.env_id, env.num_envs, **options)
