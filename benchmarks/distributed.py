@@ -111,7 +111,11 @@ def main() -> None:
     args = parser.parse_args()
     refuse_options_below(
         parser,
-        (("--env-steps", args.env_steps, 1), ("--actors", min(args.actors), 1), ("--learning-starts", args.learning_starts, 0)),
+        (
+            ("--env-steps", args.env_steps, 1),
+            ("--actors", min(args.actors), 1),
+            ("--learning-starts", args.learning_starts, 0),
+        ),
     )
     th.set_num_threads(1)
     for env_id in args.envs:

@@ -16,8 +16,8 @@ loses its chunk in flight; Ray restarts it (``max_restarts=-1``), its constructo
 says so (``fresh_start``) and the learner starts new episodes in its replay streams before writing it. The
 learner sends the restarted actor the newest weights and goes on with the others meanwhile. ``num_timesteps``
 counts the env steps written to the replay, so the counters never include lost steps. An actor that fails to
-start (its env factory raises), or that fails ``MAX_CONSECUTIVE_FAILURES`` times in a row, stops training with
-an error.
+start (its env factory raises) stops training with its error; one whose calls fail ``MAX_CONSECUTIVE_FAILURES``
+times in a row is left out, and training stops with an error when no actor is left.
 
 Reanalyse workers (not built yet) would hang off the same pool: Ray actors holding a copy of the network
 (refreshed like the self-play actors'), given sampled batches of replay slots and their observations, returning
