@@ -6,6 +6,7 @@ only: ``describe`` once, then ``collect`` again and again, each call carrying th
 ``weight_sync_interval`` gradient steps old.
 """
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class ActorDescription(NamedTuple):
     action_space: spaces.Space
     vec_normalize: bool  # the envs are wrapped in a VecNormalize (not supported with actors)
     node_id: Optional[str]  # the Ray node the actor runs on (None outside Ray)
+    pid: int  # its process (a new one after a restart)
 
 
 def policy_weights(policy: MuZeroPolicy) -> Weights:
@@ -74,7 +76,7 @@ class SelfPlayActor:
         context = _ray_context()
         node_id = context.get_node_id() if context is not None else None
         return ActorDescription(self.env.num_envs, self.env.observation_space, self.env.action_space,
-                                unwrap_vec_normalize(self.env) is not None, node_id)  # fmt: skip
+                                unwrap_vec_normalize(self.env) is not None, node_id, os.getpid())  # fmt: skip
 
     def collect(self, num_steps: int, temperature: float, timestep: int, weights_version: Optional[int] = None,
                 weights: Optional[Weights] = None) -> Chunk:  # fmt: skip

@@ -69,7 +69,7 @@ class ActorPool:
         offsets = np.cumsum([0] + [description.n_envs for description in descriptions])
         self.streams = [np.arange(offsets[i], offsets[i + 1]) for i in range(model.actors)]
         self.stats = ActorStats(
-            [ActorRecord(d.node_id, d.n_envs, weights_version=self._weights_version) for d in descriptions]
+            [ActorRecord(d.node_id, d.pid, d.n_envs, weights_version=self._weights_version) for d in descriptions]
         )
         self.stats.started, self.stats.startup_s = start, time.perf_counter() - start
         self._pending: dict[int, ray.ObjectRef] = {}

@@ -16,6 +16,7 @@ class ActorRecord:
     """One actor's counters."""
 
     node_id: Optional[str] = None  # the Ray node it runs on
+    pid: int = 0  # its first process
     n_envs: int = 0
     env_steps: int = 0  # env steps of its chunks the learner took in
     chunks: int = 0
