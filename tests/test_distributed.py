@@ -86,10 +86,11 @@ def test_an_actors_chunks_are_the_steps_its_envs_made():
     the chunk's observations, rewards and episode ends; the second chunk continues the first."""
     model = MuZero("MlpPolicy", cartpole(), seed=0, **SMALL)
     spec = ActorSpec(functools.partial(make_vec_env, "CartPole-v1", n_envs=2), model.policy_factory(), "raise")
-    actor = SelfPlayActor(spec, index=1, seed=5, weights_version=7, weights=policy_weights(model.policy))
+    actor = SelfPlayActor(spec, index=1, seed=5)
+    weights = policy_weights(model.policy)
+    chunks = [actor.collect(30, temperature=1.0, timestep=0, weights_version=7, weights=weights) for _ in range(2)]
     for name, tensor in actor.policy.state_dict().items():
         assert np.array_equal(tensor.numpy(), model.policy.state_dict()[name].numpy()), name
-    chunks = [actor.collect(num_steps=30, temperature=1.0, timestep=0) for _ in range(2)]
     assert [chunk.fresh_start for chunk in chunks] == [True, False]
     assert {(chunk.actor, chunk.weights_version, chunk.steps.actions.shape) for chunk in chunks} == {(1, 7, (30, 2))}
 

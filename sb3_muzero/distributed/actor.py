@@ -2,8 +2,9 @@
 
 :class:`SelfPlayActor` is plain Python: :mod:`sb3_muzero.distributed.learner` runs it as a Ray actor (one process
 each, restarted by Ray if it dies), and tests can run it in their own process. Its methods are called by the learner
-only: ``describe`` once, then ``collect`` again and again, each call carrying the newest weights when the actor's are
-``weight_sync_interval`` gradient steps old.
+only: ``describe`` once, then ``collect`` again and again. Every call names the learner's newest weights (a
+reference into Ray's object store, which Ray copies to a node once); the actor loads them when they are newer
+than its own, so a new or restarted actor is never without weights.
 """
 
 import os
@@ -56,19 +57,16 @@ class SelfPlayActor:
 
     :param spec: how to build the envs and the network
     :param index: the actor's index (in its chunks)
-    :param seed: seeds its envs and its search (None: random); a copy restarted by Ray starts from the same seeds,
-        with the newest weights
-    :param weights_version: the learner's gradient steps when ``weights`` were sent
-    :param weights: the network's state, from :func:`policy_weights`
+    :param seed: seeds its envs and its search (None: random); a copy restarted by Ray starts from the same seeds
     """
 
-    def __init__(self, spec: ActorSpec, index: int, seed: Optional[int], weights_version: int, weights: Weights):
+    def __init__(self, spec: ActorSpec, index: int, seed: Optional[int]):
         th.set_num_threads(spec.torch_threads)
         self.spec, self.index = spec, index
         self.env = spec.make_env(seed=seed)
         self.policy = spec.make_policy().to(get_device("auto"))
         self.policy.search_rng = np.random.default_rng(seed)
-        self._load(weights_version, weights)
+        self.weights_version = -1  # no weights yet: the first collect brings them
         self.last_obs = copy_observations(self.env.reset())
         self.fresh_start = True
 
@@ -78,16 +76,16 @@ class SelfPlayActor:
         return ActorDescription(self.env.num_envs, self.env.observation_space, self.env.action_space,
                                 unwrap_vec_normalize(self.env) is not None, node_id, os.getpid())  # fmt: skip
 
-    def collect(self, num_steps: int, temperature: float, timestep: int, weights_version: Optional[int] = None,
-                weights: Optional[Weights] = None) -> Chunk:  # fmt: skip
+    def collect(self, num_steps: int, temperature: float, timestep: int, weights_version: int, weights: Weights) -> Chunk:
         """Search and step all envs ``num_steps`` times; return the steps as one chunk.
 
         :param temperature: the visit-count temperature of the actions
         :param timestep: the learner's env steps so far (named in the error about a non-finite observation)
-        :param weights_version: with ``weights``, new weights to search with from now on
+        :param weights_version: the learner's gradient steps when ``weights`` were made
+        :param weights: the learner's newest weights (from :func:`policy_weights`), loaded if newer than the actor's
         """
         start = time.perf_counter()
-        if weights is not None:
+        if weights_version != self.weights_version:
             self._load(weights_version, weights)
         transitions, infos = [], []
         for _ in range(num_steps):

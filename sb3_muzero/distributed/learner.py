@@ -8,13 +8,14 @@ Flow control: every actor has exactly one ``collect`` call in flight. When its c
 the next call at once (so the actor plays while the learner trains), then writes the chunk to the replay, runs the
 callbacks on its steps and trains on it. An actor therefore runs at most one chunk ahead of the training, and the
 replay ratio holds per env step as in one process; actors wait when the learner is the slower side, the learner
-waits when the actors are. A call carries the newest weights when the actor's are ``weight_sync_interval``
-gradient steps old (weights are put into Ray's object store once per version and shared by all actors).
+waits when the actors are. Every ``weight_sync_interval`` gradient steps the learner puts its weights into Ray's
+object store (once for all actors); every call names the newest, and an actor loads them when they are newer than
+its own.
 
 Faults: a chunk is the return value of one call, so it arrives whole or not at all. An actor whose process dies
 loses its chunk in flight; Ray restarts it (``max_restarts=-1``), its constructor builds new envs, its first chunk
-says so (``fresh_start``) and the learner starts new episodes in its replay streams before writing it. The
-learner sends the restarted actor the newest weights and goes on with the others meanwhile. ``num_timesteps``
+says so (``fresh_start``) and the learner starts new episodes in its replay streams before writing it; it loads
+the newest weights with its first call. The learner goes on with the other actors meanwhile. ``num_timesteps``
 counts the env steps written to the replay, so the counters never include lost steps. An actor that fails to
 start (its env factory raises) stops training with its error; one whose calls fail ``MAX_CONSECUTIVE_FAILURES``
 times in a row is left out, and training stops with an error when no actor is left.
@@ -58,13 +59,11 @@ class ActorPool:
             ray.init(address=model.ray_address)
         spec = ActorSpec(make_env, model.policy_factory(), model.on_nonfinite)
         self._weights_version = model._n_updates
-        self._weights = self._initial_weights = ray.put(policy_weights(model.policy))  # kept: restarts rebuild from it
+        self._weights = ray.put(policy_weights(model.policy))
         options = {**DEFAULT_ACTOR_OPTIONS, **(model.ray_actor_options or {})}
         remote_actor = ray.remote(SelfPlayActor).options(**options)
         seeds = _actor_seeds(model.seed, model.num_timesteps, model.actors)
-        self.handles = [
-            remote_actor.remote(spec, i, seeds[i], self._weights_version, self._weights) for i in range(model.actors)
-        ]
+        self.handles = [remote_actor.remote(spec, i, seeds[i]) for i in range(model.actors)]
         descriptions = self._describe()
         offsets = np.cumsum([0] + [description.n_envs for description in descriptions])
         self.streams = [np.arange(offsets[i], offsets[i + 1]) for i in range(model.actors)]
@@ -195,20 +194,19 @@ class ActorPool:
             self._dispatch(index)
             return chunk, len(ready)
 
-    def _dispatch(self, index: int, send_weights: bool = False) -> None:
-        """Send actor ``index`` its next ``collect`` call, with the newest weights if its are too old."""
+    def _dispatch(self, index: int) -> None:
+        """Send actor ``index`` its next ``collect`` call, naming the newest weights (new ones every
+        ``weight_sync_interval`` gradient steps)."""
         model = self.model
         if model._n_updates - self._weights_version >= model.weight_sync_interval:
             self._weights_version, self._weights = model._n_updates, ray.put(policy_weights(model.policy))
             self.stats.weight_syncs += 1
-        send_weights = send_weights or self.stats.actors[index].weights_version < self._weights_version
-        weights = (self._weights_version, self._weights) if send_weights else (None, None)
         self._pending[index] = self.handles[index].collect.remote(
-            model.chunk_steps, model.temperature, model.num_timesteps, *weights
+            model.chunk_steps, model.temperature, model.num_timesteps, self._weights_version, self._weights
         )
 
     def _lost(self, index: int, error: RayActorError) -> None:
-        """Actor ``index``'s call failed: its chunk is lost. Ask again (with the newest weights) unless it keeps failing."""
+        """Actor ``index``'s call failed: its chunk is lost. Ask again unless it keeps failing."""
         if error.actor_init_failed:
             raise RuntimeError(f"Actor {index} could not start again after its process died: {error}") from error
         self.stats.actors[index].lost_chunks += 1
@@ -216,7 +214,7 @@ class ActorPool:
         if self._failures[index] >= MAX_CONSECUTIVE_FAILURES:
             return
         time.sleep(RETRY_DELAY_S)
-        self._dispatch(index, send_weights=True)
+        self._dispatch(index)
 
 
 def _actor_seeds(seed: Optional[int], num_timesteps: int, actors: int) -> list[Optional[int]]:
