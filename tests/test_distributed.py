@@ -148,6 +148,14 @@ def test_bad_distributed_arguments_are_refused(argument, value, message):
         MuZero("MlpPolicy", "CartPole-v1", **{**SMALL, argument: value})
 
 
+def test_without_ray_learning_with_actors_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails
+    monkeypatch.delitem(sys.modules, "sb3_muzero.distributed.learner", raising=False)
+    model = MuZero("MlpPolicy", "CartPole-v1", actors=2, **SMALL)
+    with pytest.raises(ImportError, match=re.escape("actors=2 needs Ray: pip install 'sb3-muzero[distributed]'")):
+        model.learn(100)
+
+
 def test_importing_the_package_and_making_a_distributed_model_do_not_import_ray():
     code = (
         "import sys; from sb3_muzero import MuZero; "

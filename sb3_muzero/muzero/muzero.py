@@ -415,7 +415,10 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         if not self.actors:
             return learn()
         self._check_hyperparameters()  # load(..., actors=N) sets them without the constructor's checks
-        from sb3_muzero.distributed.learner import ActorPool
+        try:
+            from sb3_muzero.distributed.learner import ActorPool
+        except ImportError as error:
+            raise ImportError(f"actors={self.actors} needs Ray: pip install 'sb3-muzero[distributed]' ({error})") from error
 
         with ActorPool(self) as pool:
             self._actor_pool, self.actor_stats = pool, pool.stats
