@@ -48,6 +48,20 @@ def test_cartpole_benchmark_rejects_bad_arguments_before_training(monkeypatch, c
 @pytest.mark.parametrize(
     "argv, message",
     [
+        (["--env-steps", "0"], "--env-steps must be >= 1, got 0"),
+        (["--actors", "2", "0"], "--actors must be >= 1, got 0"),
+        (["--learning-starts", "-1"], "--learning-starts must be >= 0, got -1"),
+    ],
+)
+def test_distributed_benchmark_rejects_bad_arguments_before_training(monkeypatch, capsys, argv, message):
+    benchmark = load_benchmark("distributed")
+    monkeypatch.setattr(benchmark, "run", lambda *args: pytest.fail("trained despite a bad argument"))
+    assert_main_refuses(benchmark, argv, message, monkeypatch, capsys)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
         (["model.zip", "--episodes", "0"], "--episodes must be >= 1, got 0"),
         (["model.zip", "--threads", "0"], "--threads must be >= 1, got 0"),
         (["no-such-model.zip"], "no such model file: no-such-model.zip"),

@@ -78,10 +78,12 @@ class EpisodeLog:
 
 
 def fill(buffer: MuZeroReplayBuffer, n_envs: int, num_steps: int, rng: np.random.Generator, end_probability=0.15,
-         skip_probability=0.0):  # fmt: skip
+         skip_probability=0.0, streams=None, log=None):  # fmt: skip
     """Add random steps with random terminations and truncations (and, at ``skip_probability``, steps left out of the
-    buffer with ``keep``); returns the log."""
-    log = EpisodeLog(n_envs)
+    buffer with ``keep``); returns the log (``log``, if given, with the steps of env ``i`` logged as stream
+    ``streams[i]``, and written to the buffer's stream ``streams[i]``)."""
+    log = EpisodeLog(n_envs) if log is None else log
+    stream = np.arange(n_envs) if streams is None else np.asarray(streams)
     num_actions = buffer.num_actions
     for _ in range(num_steps):
         ends = rng.random(n_envs) < end_probability
@@ -98,11 +100,11 @@ def fill(buffer: MuZeroReplayBuffer, n_envs: int, num_steps: int, rng: np.random
             final_values=rng.standard_normal(n_envs).astype(np.float32),
         )
         keep = rng.random(n_envs) >= skip_probability if skip_probability > 0 else None
-        slots = buffer.add(**step, keep=keep)
+        slots = buffer.add(**step, keep=keep, streams=streams)
         for env in np.flatnonzero(keep is not None and ~keep):
-            log.cut(env)
+            log.cut(stream[env])
         for env, slot in zip(np.arange(n_envs) if keep is None else np.flatnonzero(keep), slots):
-            log.add(env, int(slot), {
+            log.add(stream[env], int(slot), {
                 "action": int(step["actions"][env]), "reward": float(step["rewards"][env]),
                 "root_value": float(step["root_values"][env]), "final_value": float(step["final_values"][env]),
                 "terminated": bool(terminated[env]), "truncated": bool(truncated[env]),
@@ -122,6 +124,10 @@ def test_unroll_targets_match_the_per_episode_reference(n_envs, num_unroll_steps
     rng = np.random.default_rng(n_envs)
     buffer = make_buffer(size=600)
     log = fill(buffer, n_envs, 400 // n_envs, rng, skip_probability=skip_probability)  # ends with episodes running
+    assert_targets_match_the_reference(buffer, log, num_unroll_steps, td_steps, rng)
+
+
+def assert_targets_match_the_reference(buffer, log, num_unroll_steps, td_steps, rng):
     slots = np.arange(buffer.size)
     sample = buffer.unroll(slots, num_unroll_steps, td_steps, rng)
     for i, slot in enumerate(slots):
@@ -135,6 +141,24 @@ def test_unroll_targets_match_the_per_episode_reference(n_envs, num_unroll_steps
         np.testing.assert_array_equal(sample.actions[i, known], [expected["action"][k] for k in known])
     assert (sample.policy_targets[sample.policy_mask == 0] == 0).all()
     assert sample.value_mask.min() == 0 and sample.reward_mask.min() == 0  # the grid covers masked steps
+
+
+def test_writers_that_take_turns_continue_their_own_streams():
+    """Two actors' chunks (3 and 2 envs, 1-4 steps each) written in random turns: every env's episodes go on in its own
+    stream, so the targets are those of the per-episode reference, and a step left out cuts only its own stream."""
+    rng = np.random.default_rng(7)
+    buffer = make_buffer(size=600)
+    buffer.start_new_episodes(5)
+    log = EpisodeLog(5)
+    actor_streams = [np.array([0, 1, 2]), np.array([3, 4])]
+    while buffer.size < 400:
+        streams = actor_streams[rng.integers(2)]
+        fill(buffer, len(streams), int(rng.integers(1, 5)), rng, skip_probability=0.05, streams=streams, log=log)
+    assert_targets_match_the_reference(buffer, log, 4, 3, rng)
+    for streams in ([0, 5], [1, 1], [0]):
+        with pytest.raises(ValueError, match="streams must be 2 distinct stream indices in \\[0, 5\\)"):
+            buffer.add(np.zeros((2, 3), np.float32), np.zeros(2, int), np.zeros(2), np.full((2, 3), 1 / 3), np.zeros(2),
+                       np.zeros(2, bool), np.zeros(2, bool), streams=np.array(streams))  # fmt: skip
 
 
 def test_hand_computed_targets_across_a_termination():

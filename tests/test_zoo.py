@@ -136,6 +136,7 @@ def test_install_and_register_are_idempotent(monkeypatch):
         ExperimentManager.__init__,
         ExperimentManager.create_callbacks,
         ExperimentManager.hyperparameters_optimization,
+        ExperimentManager._preprocess_action_noise,
     ):
         assert getattr(method, registration.MARKER) and not getattr(method.__wrapped__, registration.MARKER, False)
 

@@ -1,7 +1,8 @@
+import functools
 import math
 import warnings
-from collections.abc import Sequence
-from typing import Any, ClassVar, Optional, TypeVar, Union
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, TypeVar, Union
 
 import numpy as np
 import torch as th
@@ -17,7 +18,7 @@ from stable_baselines3.common.utils import LinearSchedule, obs_as_tensor, should
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStack, VecTransposeImage
 
 from sb3_muzero.common.interrupts import interrupts_deferred
-from sb3_muzero.common.nonfinite import NONFINITE_MODES, searchable_observations, steps_to_store
+from sb3_muzero.common.nonfinite import NONFINITE_MODES
 from sb3_muzero.common.numbers import is_int
 from sb3_muzero.mcts import SearchSettings
 from sb3_muzero.mcts.roots import to_numpy
@@ -26,8 +27,13 @@ from sb3_muzero.muzero.latent import scale_gradient
 from sb3_muzero.muzero.losses import cross_entropy
 from sb3_muzero.muzero.persistence import PersistenceMixin
 from sb3_muzero.muzero.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, MuZeroPolicy
+from sb3_muzero.muzero.self_play import make_transition, search_step, visit_entropy
 from sb3_muzero.muzero.support import h_inverse
 from sb3_muzero.replay import MuZeroReplayBuffer, ReplaySample
+
+if TYPE_CHECKING:  # the distributed package (and Ray) are imported only when learn() starts actors
+    from sb3_muzero.distributed.learner import ActorPool
+    from sb3_muzero.distributed.stats import ActorStats
 
 SelfMuZero = TypeVar("SelfMuZero", bound="MuZero")
 
@@ -36,7 +42,15 @@ SUPPORTED_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscret
 # Hyperparameters checked at construction (the search settings are checked by SearchSettings): integers with their
 # minimum, and reals with (low, high, low excluded); reals must be finite, but for those in INFINITY_ALLOWED.
 INTEGER_MINIMUMS = dict(
-    num_unroll_steps=1, td_steps=1, buffer_size=1, batch_size=1, learning_starts=0, target_update_interval=0
+    num_unroll_steps=1,
+    td_steps=1,
+    buffer_size=1,
+    batch_size=1,
+    learning_starts=0,
+    target_update_interval=0,
+    actors=0,
+    chunk_steps=1,
+    weight_sync_interval=1,
 )
 REAL_INTERVALS = dict(
     replay_ratio=(0.0, np.inf, True),
@@ -102,6 +116,18 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
     :param search_backend: "auto", "cpu" or "cuda" (see :class:`sb3_muzero.mcts.SearchSettings`)
     :param on_nonfinite: what a NaN or inf in an observation or reward does: "raise" an error naming the env, or
         "skip" the step (not stored; see :mod:`sb3_muzero.common.nonfinite`)
+    :param actors: number of self-play actors on Ray (``pip install "sb3-muzero[distributed]"``); 0 (the default)
+        steps the envs in this process. With ``actors=N``, ``learn`` starts N Ray actors, each with its own copy of the
+        envs and of the network, and this process only trains (see :mod:`sb3_muzero.distributed`)
+    :param actor_env: how an actor builds its envs: a function called as ``actor_env(seed=seed)`` that returns a
+        VecEnv, and that Ray can pickle (e.g. ``functools.partial(make_vec_env, "CartPole-v1", n_envs=8)``). Default:
+        a copy of ``env`` (a ``DummyVecEnv`` of envs that pickle, or ``make_atari_vec_env``'s env, rebuilt)
+    :param chunk_steps: vector steps of its envs an actor makes before sending them to the replay, all at once
+    :param weight_sync_interval: gradient steps after which an actor gets the new weights (with its next chunk)
+    :param ray_address: the Ray cluster to join (``"auto"``, ``"<head ip>:6379"``); None starts Ray on this machine
+        unless ``RAY_ADDRESS`` is set. Used only when Ray is not initialized yet
+    :param ray_actor_options: Ray options of each actor (``num_cpus``, ``num_gpus``, ``resources``,
+        ``scheduling_strategy``, ...), on top of ``max_restarts=-1`` and ``scheduling_strategy="SPREAD"``
     :param replay_buffer_kwargs: keyword arguments for :class:`~sb3_muzero.replay.MuZeroReplayBuffer`
         (``frame_stack``, ``force_memory``, ...)
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
@@ -158,6 +184,12 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         prioritized_replay_beta: float = 1.0,
         search_backend: str = SearchSettings.search_backend,
         on_nonfinite: str = "raise",
+        actors: int = 0,
+        actor_env: Optional[Callable[..., VecEnv]] = None,
+        chunk_steps: int = 8,
+        weight_sync_interval: int = 10,
+        ray_address: Optional[str] = None,
+        ray_actor_options: Optional[dict[str, Any]] = None,
         replay_buffer_kwargs: Optional[dict[str, Any]] = None,
         stats_window_size: int = 100,
         tensorboard_log: Optional[str] = None,
@@ -213,6 +245,15 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         self.prioritized_replay_beta = prioritized_replay_beta
         self.search_backend = search_backend
         self.on_nonfinite = on_nonfinite
+        self.actors = actors
+        self.actor_env = actor_env
+        self.chunk_steps = chunk_steps
+        self.weight_sync_interval = weight_sync_interval
+        self.ray_address = ray_address
+        self.ray_actor_options = ray_actor_options
+        self._actor_pool: Optional[ActorPool] = None  # while learn() runs with actors
+        self.actor_stats: Optional[ActorStats] = None  # what the actors of the last learn() did
+        self._replay_streams = "envs"  # whose envs the replay's episode streams follow: "envs" or "actors"
         self.temperature = temperature_initial
         self.target_policy: Optional[MuZeroPolicy] = None
         self._pending_gradient_steps = 0.0
@@ -282,6 +323,10 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             raise ValueError(f"Unknown optimizer {self.optimizer!r}; supported: {', '.join(OPTIMIZERS)}")
         if self.on_nonfinite not in NONFINITE_MODES:
             raise ValueError(f"Unknown on_nonfinite {self.on_nonfinite!r}; supported: {', '.join(NONFINITE_MODES)}")
+        if self.actor_env is not None and not callable(self.actor_env):
+            raise ValueError(f"actor_env must be a function actor_env(seed=...) -> VecEnv, got {self.actor_env!r}")
+        if not (self.ray_actor_options is None or isinstance(self.ray_actor_options, dict)):
+            raise ValueError(f"ray_actor_options must be a dict of Ray actor options, got {self.ray_actor_options!r}")
 
     def _check_learning_rate(self) -> None:
         """The learning rate is finite and >= 0 over the whole run (checked at 11 points of its schedule)."""
@@ -314,6 +359,11 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         self.temperature_schedule = LinearSchedule(self.temperature_initial, self.temperature_final, self.temperature_fraction)
 
     def _make_policy(self) -> MuZeroPolicy:
+        return self.policy_factory()().to(self.device)
+
+    def policy_factory(self) -> Callable[[], MuZeroPolicy]:
+        """A function that builds a new policy of this model's class and settings (on the CPU, untrained); it pickles,
+        so that actors can build their copy of the network."""
         policy_kwargs = dict(self.policy_kwargs)
         if "optimizer_class" not in policy_kwargs:
             policy_kwargs["optimizer_class"] = OPTIMIZERS[self.optimizer]
@@ -322,10 +372,10 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
                                                  **policy_kwargs.get("optimizer_kwargs", {})}  # fmt: skip
         if self.consistency_loss_coef > 0:
             policy_kwargs.setdefault("projection_dim", 64)
-        policy = self.policy_class(
-            self.observation_space, self.action_space, self.lr_schedule, search_settings=self.search_settings, **policy_kwargs
-        )
-        return policy.to(self.device)
+        return functools.partial(
+            self.policy_class, self.observation_space, self.action_space, self.lr_schedule,
+            search_settings=self.search_settings, **policy_kwargs,
+        )  # fmt: skip
 
     @property
     def search_settings(self) -> SearchSettings:
@@ -356,7 +406,10 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         return state_dicts, []
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "target_policy", "temperature_schedule"]
+        # _last_search: the statistics of a step already stored when a save happens (between two steps); actor_env: a
+        # function, which a file would have to pickle (give it again to MuZero.load, as the env)
+        excluded = ["target_policy", "temperature_schedule", "_actor_pool", "actor_stats", "_last_search", "actor_env"]
+        return [*super()._excluded_save_params(), *excluded]
 
     # --- self-play ----------------------------------------------------------------------------------
 
@@ -365,8 +418,12 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         vec_normalize = self._vec_normalize_env
         if vec_normalize is not None and vec_normalize.norm_reward:
             raise ValueError("MuZero does not support VecNormalize(norm_reward=True); normalize observations only")
-        if reset_num_timesteps or self._last_obs is None:
+        if self._actor_pool is not None:  # new actors, new envs: every actor's env starts a new episode
+            self.replay_buffer.start_new_episodes(self._actor_pool.num_streams)
+            self._replay_streams = "actors"
+        elif reset_num_timesteps or self._last_obs is None or self._replay_streams != "envs":
             self.replay_buffer.start_new_episodes(self.n_envs)
+            self._replay_streams = "envs"
         end, callback = super()._setup_learn(int(total_timesteps), callback, reset_num_timesteps, tb_log_name, progress_bar)
         if end <= self.learning_starts:
             warnings.warn(
@@ -384,7 +441,9 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfMuZero:
-        return super().learn(
+        """SB3's ``learn``; with ``actors > 0``, the envs are stepped by Ray actors for the length of this call."""
+        learn = functools.partial(
+            super().learn,
             total_timesteps=int(total_timesteps),
             callback=callback,
             log_interval=log_interval,
@@ -392,6 +451,20 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+        if not self.actors:
+            return learn()
+        self._check_hyperparameters()  # load(..., actors=N) sets them without the constructor's checks
+        try:
+            from sb3_muzero.distributed.learner import ActorPool
+        except ImportError as error:
+            raise ImportError(f"actors={self.actors} needs Ray: pip install 'sb3-muzero[distributed]' ({error})") from error
+
+        with ActorPool(self) as pool:
+            self._actor_pool, self.actor_stats = pool, pool.stats
+            try:
+                return learn()
+            finally:
+                self._actor_pool = None
 
     def collect_rollouts(
         self,
@@ -406,7 +479,10 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         """SB3's ``collect_rollouts`` with each env step stored before the callbacks see it, and Ctrl-C held back from
         ``env.step`` until the step is stored: an interrupt (or a callback that raises, or stops training) leaves
         the counters, the last observations and the replay consistent, so ``learn(..., reset_num_timesteps=False)``
-        goes on storing only true transitions. (MuZero has no action noise and no gSDE.)"""
+        goes on storing only true transitions. (MuZero has no action noise and no gSDE.) With actors, the next chunk
+        of steps an actor sent instead."""
+        if self._actor_pool is not None:
+            return self._actor_pool.collect_rollout(callback, log_interval)
         self.policy.set_training_mode(False)
         num_collected_steps, num_collected_episodes = 0, 0
         assert train_freq.frequency > 0, "Should at least collect one step or episode."
@@ -441,19 +517,11 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
     def _sample_action(self, learning_starts: int, action_noise=None, n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Search from the last observations with root noise; remember the search statistics for the replay."""
         assert self._last_obs is not None, "self._last_obs was not set"
-        self.policy.set_training_mode(False)
-        observations, _ = self.policy.obs_to_tensor(
-            searchable_observations(self._last_obs, self.on_nonfinite, self.num_timesteps)
-        )
-        result = self.policy.run_search(observations, temperature=self.temperature, add_noise=True)
-        visits = to_numpy(result.visit_counts).astype(np.float32)
-        visit_distribution = visits / visits.sum(axis=1, keepdims=True)
-        root_values = to_numpy(result.root_value).astype(np.float32)
-        self._last_search = (visit_distribution, root_values)
-        entropy = -(visit_distribution * np.log(np.where(visit_distribution > 0, visit_distribution, 1.0))).sum(axis=1)
-        self.logger.record_mean("search/root_value", float(root_values.mean()))
-        self.logger.record_mean("search/visit_entropy", float(entropy.mean()))
-        return result.action, result.action
+        searched = search_step(self.policy, self._last_obs, self.temperature, self.on_nonfinite, self.num_timesteps)
+        self._last_search = searched
+        self.logger.record_mean("search/root_value", float(searched.root_values.mean()))
+        self.logger.record_mean("search/visit_entropy", float(visit_entropy(searched.visit_distribution).mean()))
+        return searched.actions, searched.actions
 
     def _store_transition(
         self,
@@ -469,39 +537,12 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             new_obs_ = self._vec_normalize_env.get_original_obs()
         else:
             self._last_original_obs, new_obs_ = self._last_obs, new_obs
-        truncated = np.array([done and info.get("TimeLimit.truncated", False) for done, info in zip(dones, infos)])
-        terminated = np.logical_and(dones, np.logical_not(truncated))
-        visit_distribution, root_values = self._last_search
-        keep = steps_to_store(self._last_original_obs, reward, truncated, infos, self.on_nonfinite, self.num_timesteps)
-        self.replay_buffer.add(
-            self._last_original_obs,
-            executed_actions(buffer_action, infos),
-            reward,
-            visit_distribution,
-            root_values,
-            terminated,
-            truncated,
-            self._final_values(truncated, infos),
-            keep=keep,
-        )
+        transition = make_transition(self.policy, self._last_original_obs, self._last_search, reward, dones, infos,
+                                     self.on_nonfinite, self.num_timesteps)  # fmt: skip
+        self.replay_buffer.add(*transition)
         self._last_obs = new_obs
         if self._vec_normalize_env is not None:
             self._last_original_obs = new_obs_
-
-    def _final_values(self, truncated: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
-        """Predicted values [n_envs] of the observations a time limit cut off (0 elsewhere), to bootstrap from."""
-        final_values = np.zeros(len(truncated), dtype=np.float32)
-        indices = [i for i in np.flatnonzero(truncated) if infos[i].get("terminal_observation") is not None]
-        if indices:
-            observations = [infos[i]["terminal_observation"] for i in indices]
-            if isinstance(observations[0], dict):
-                stacked = {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}
-            else:
-                stacked = np.stack(observations)
-            self.policy.set_training_mode(False)
-            tensor, _ = self.policy.obs_to_tensor(stacked)
-            final_values[indices] = to_numpy(self.policy.value(tensor))
-        return final_values
 
     # --- training -----------------------------------------------------------------------------------
 
@@ -656,18 +697,6 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         if self._vec_normalize_env is None:
             return observations
         return self._vec_normalize_env.normalize_obs(observations)
-
-
-def executed_actions(actions: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
-    """The actions [n_envs] the envs took: the chosen ones, except where an env's info names another
-    (``"executed_action"``: :func:`~sb3_muzero.make_atari_vec_env` presses FIRE after a lost life)."""
-    replaced = [(index, info["executed_action"]) for index, info in enumerate(infos) if "executed_action" in info]
-    if not replaced:
-        return actions
-    actions = np.array(actions, copy=True)
-    for index, action in replaced:
-        actions[index] = action
-    return actions
 
 
 def warn_if_no_gpu(device: Union[th.device, str]) -> None:

@@ -306,7 +306,9 @@ class MuZeroReplayBuffer:
     def start_new_episodes(self, n_envs: int) -> None:
         """Forget where each env's episode stands: the next step of every env starts a new episode.
 
-        Called when the envs are reset outside of the buffer's view (new env, ``reset_num_timesteps``).
+        Called when the envs are reset outside of the buffer's view (new env, ``reset_num_timesteps``). ``n_envs`` is
+        the number of streams: one per env of the vector env, or, for distributed actors, one per env of every actor
+        (``add(..., streams=...)`` says which streams a step continues).
         """
         self.stream_last_slot = np.full(n_envs, -1, dtype=np.int64)
         self.stream_episode = np.full(n_envs, -1, dtype=np.int64)
@@ -323,6 +325,7 @@ class MuZeroReplayBuffer:
         truncated: np.ndarray,
         final_values: Optional[np.ndarray] = None,
         keep: Optional[np.ndarray] = None,
+        streams: Optional[np.ndarray] = None,
     ) -> np.ndarray:
         """Store one step of every env: the observation searched from and what followed.
 
@@ -336,19 +339,27 @@ class MuZeroReplayBuffer:
         :param final_values: [n_envs] value of the state after a truncation (read where ``truncated``)
         :param keep: [n_envs] bool, the envs whose step to store (default: all); an env whose step is left out
             starts a new episode with its next stored step
+        :param streams: [n_envs] the stream (the sequence of steps of one env) each row continues, for a replay fed
+            by several vector envs (distributed actors: see :meth:`start_new_episodes`); default: row ``i`` is
+            stream ``i``, and a new number of envs starts new episodes in every stream
         :return: [number of steps stored] the slots written
         """
         n_envs = len(actions)
-        if len(self.stream_last_slot) != n_envs:
-            self.start_new_episodes(n_envs)
-        envs = np.arange(n_envs) if keep is None else np.flatnonzero(keep)
-        if len(envs) < n_envs:
-            self._end_streams(np.setdiff1d(np.arange(n_envs), envs))
-            observations = _rows(observations, envs)
+        if streams is None:
+            if len(self.stream_last_slot) != n_envs:
+                self.start_new_episodes(n_envs)
+            streams = np.arange(n_envs)
+        else:
+            streams = self._check_streams(streams, n_envs)
+        rows = np.arange(n_envs) if keep is None else np.flatnonzero(keep)
+        if len(rows) < n_envs:
+            self.end_episodes(np.delete(streams, rows))
+            observations = _rows(observations, rows)
             actions, rewards, policies, root_values, terminated, truncated = (
-                np.asarray(array)[envs] for array in (actions, rewards, policies, root_values, terminated, truncated)
+                np.asarray(array)[rows] for array in (actions, rewards, policies, root_values, terminated, truncated)
             )
-            final_values = None if final_values is None else np.asarray(final_values)[envs]
+            final_values = None if final_values is None else np.asarray(final_values)[rows]
+        envs = streams[rows]
         slots = (self.position + np.arange(len(envs))) % self.capacity
         self._forget(slots)
 
@@ -382,11 +393,22 @@ class MuZeroReplayBuffer:
         self.size = min(self.size + len(slots), self.capacity)
         return slots
 
-    def _end_streams(self, envs: np.ndarray) -> None:
-        """The next stored step of each of ``envs`` starts a new episode."""
-        self.stream_last_slot[envs] = -1
-        self.stream_episode[envs] = -1
-        self.stream_step[envs] = -1
+    def end_episodes(self, streams: np.ndarray) -> None:
+        """The next stored step of each of ``streams`` starts a new episode (its env was reset, or its actor lost)."""
+        self.stream_last_slot[streams] = -1
+        self.stream_episode[streams] = -1
+        self.stream_step[streams] = -1
+
+    def _check_streams(self, streams: np.ndarray, n_envs: int) -> np.ndarray:
+        streams = np.asarray(streams, dtype=np.int64)
+        n_streams = len(self.stream_last_slot)
+        in_range = streams.shape == (n_envs,) and bool(np.all((streams >= 0) & (streams < n_streams)))
+        if not in_range or len(np.unique(streams)) != n_envs:
+            raise ValueError(
+                f"streams must be {n_envs} distinct stream indices in [0, {n_streams}) (start_new_episodes sets the "
+                f"number of streams), got {streams.tolist()}"
+            )
+        return streams
 
     def _forget(self, slots: np.ndarray) -> None:
         """Before overwriting ``slots``: drop their side-table entries and the stacks that need them."""

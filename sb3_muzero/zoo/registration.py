@@ -17,6 +17,8 @@ MuZero's defaults in the experiment manager, each only where the command line do
 - evaluation during training: every ``n_timesteps / DEFAULT_EVALUATIONS`` env steps, at most rl-zoo3's 25,000
   (``--eval-freq``), so that a run shorter than 25,000 steps is evaluated too, and at least every
   ``MIN_VECTOR_STEPS_BETWEEN_EVALUATIONS`` vector steps (``-n 100`` with 8 envs: once, after 80 steps);
+- self-play actors (``actors: N`` in the file, or ``-params actors:N``): each actor builds the envs rl-zoo3 would
+  build for training (:class:`~sb3_muzero.zoo.actor_env.ZooActorEnv`), unless ``actor_env`` is given;
 - hyperparameter search: :data:`DEFAULT_EVALUATIONS` intermediate evaluations per trial, reported to Optuna
   for pruning (``--n-evaluations``; rl-zoo3 would make one per 100,000 steps), and
   ``min(10, max(1, n_trials // 4))`` start-up trials for the sampler and the pruner (``--n-startup-trials``;
@@ -85,12 +87,14 @@ def _register_algorithm(algos: dict[str, Any]) -> None:
 
 
 def _patch_experiment_manager(manager_class: type) -> None:
-    """Wrap ``__init__``, ``create_callbacks`` and ``hyperparameters_optimization`` for MuZero (once per class)."""
+    """Wrap ``__init__``, ``create_callbacks``, ``hyperparameters_optimization`` and ``_preprocess_action_noise`` (the
+    last step before the model is made from the hyperparameters) for MuZero (once per class)."""
     if getattr(manager_class.__init__, MARKER, False):
         return
     manager_class.__init__ = _after(manager_class.__init__, _apply_defaults)
     manager_class.create_callbacks = _before(manager_class.create_callbacks, _apply_evaluation_default)
     manager_class.hyperparameters_optimization = _before(manager_class.hyperparameters_optimization, _bind_sampler)
+    manager_class._preprocess_action_noise = _with_actor_env(manager_class._preprocess_action_noise)
 
 
 def _after(method: Callable, hook: Callable[[Any], None]) -> Callable:
@@ -111,6 +115,22 @@ def _before(method: Callable, hook: Callable[[Any], None]) -> Callable:
         if self.algo == ALGO:
             hook(self)
         return method(self, *args, **kwargs)
+
+    setattr(wrapper, MARKER, True)
+    return wrapper
+
+
+def _with_actor_env(method: Callable) -> Callable:
+    """Give a MuZero with actors rl-zoo3's envs, built in each actor (see :mod:`sb3_muzero.zoo.actor_env`)."""
+
+    @functools.wraps(method)
+    def wrapper(self, hyperparams: dict[str, Any], saved_hyperparams: dict[str, Any], env: Any) -> dict[str, Any]:
+        hyperparams = method(self, hyperparams, saved_hyperparams, env)
+        if self.algo == ALGO and hyperparams.get("actors") and hyperparams.get("actor_env") is None:
+            from sb3_muzero.zoo.actor_env import ZooActorEnv
+
+            hyperparams = {**hyperparams, "actor_env": ZooActorEnv(self, env.num_envs)}
+        return hyperparams
 
     setattr(wrapper, MARKER, True)
     return wrapper
