@@ -26,7 +26,7 @@ class MuZeroSettings:
     kwargs: dict[str, Any] = field(default_factory=dict)
     env_options: dict[str, Any] = field(default_factory=dict)
 
-    def with_overrides(self, overrides: dict[str, Any]) -> "MuZeroSettings":
+    def with_overrides(self, overrides: dict[str, Any]) -> MuZeroSettings:
         """These settings with ``overrides`` (section keys, as :func:`parse_overrides` reads them) in place:
         ``policy``, ``n_envs`` and ``n_timesteps`` replace the fields, the rest replace or add ``MuZero`` arguments."""
         fields = {key: overrides[key] for key in ("policy", "n_envs", "n_timesteps") if key in overrides}
