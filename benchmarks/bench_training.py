@@ -50,8 +50,13 @@ class TimedStretch(BaseCallback):
         if self.first is None or self.last[0] <= self.first[0]:
             return dict(env_steps_per_s=None, gradient_steps_per_s=None, measured_s=0.0)
         seconds, env_steps, gradient_steps = (last - first for last, first in zip(self.last, self.first))
-        return dict(env_steps_per_s=round(env_steps / seconds, 2), gradient_steps_per_s=round(gradient_steps / seconds, 2),
-                    measured_s=round(seconds, 1), measured_env_steps=env_steps, measured_gradient_steps=gradient_steps)  # fmt: skip
+        return dict(
+            env_steps_per_s=round(env_steps / seconds, 2),
+            gradient_steps_per_s=round(gradient_steps / seconds, 2),
+            measured_s=round(seconds, 1),
+            measured_env_steps=env_steps,
+            measured_gradient_steps=gradient_steps,
+        )
 
 
 def main() -> None:

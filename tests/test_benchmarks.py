@@ -1,4 +1,5 @@
-"""Command-line checks of the benchmark scripts (bad arguments stop with a usage error before any training), and the\nGPU check's dry run."""
+"""Command-line checks of the benchmark scripts (bad arguments stop with a usage error before any training), and the
+GPU check's dry run."""
 
 import importlib.util
 import json
