@@ -91,7 +91,7 @@ def frame(env, observation: np.ndarray, atari: bool) -> Optional[np.ndarray]:
         return np.asarray(observation[0, -1])  # [84, 84] grayscale, the last of the stacked frames
     try:
         return env.render()
-    except Exception:  # noqa: BLE001 (no renderer: pygame missing, no render_mode): no frames, the rest works
+    except Exception:  # no renderer (pygame missing, no render_mode): no frames, the rest works
         return None
 
 

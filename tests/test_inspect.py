@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 import torch as th
 
-pytest.importorskip("matplotlib")
-
-from sb3_muzero import MuZero  # noqa: E402
-from sb3_muzero.inspect import episode_figure, play_episode, save_gif, tree_edges, tree_figure  # noqa: E402
+from sb3_muzero import MuZero
+from sb3_muzero.inspect import episode_figure, play_episode, save_gif, tree_edges, tree_figure
 
 GAMMA = 0.9
 
