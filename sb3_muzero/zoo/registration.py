@@ -223,8 +223,8 @@ __all__ = [
     "DEFAULT_EVALUATIONS",
     "DEFAULT_NUM_THREADS",
     "HYPERPARAMS_PATH",
-    "register",
     "provide_generate_metadata",
+    "register",
     "register_loaded",
     "run_rl_zoo3",
 ]
