@@ -5,16 +5,16 @@
     python -m sb3_muzero --env Acrobot-v1 --seed 1 --save-path acrobot.zip
     python -m sb3_muzero --set num_simulations=25 "policy_kwargs=dict(net_arch=[64])"
 
-The settings are the env's section of the package's hyperparams/muzero.yml (the ones rl-zoo3 uses;
-"atari" for Atari ids, which are built with sb3_muzero.make_atari_vec_env; "default" for other ids), with
---set's changes. Training shows SB3's progress bar on a terminal, and a progress line every 10 seconds
-otherwise. Evaluations (deterministic, --eval-episodes episodes played at once, one batched search per step)
-come every --eval-freq env steps at first and less often as the run goes on (the interval doubles each time
-ten intervals have passed); training stops at the first evaluation whose mean reaches the target: the env's
-reward threshold (475 for CartPole-v1), or --target. The best evaluated model is kept as <save path>_best.zip,
-the training episodes and evaluations are written to <save path>_logs/ (monitor.csv, evaluations.npz; drawn by
-python -m sb3_muzero.plot). At the end, the final model is saved and evaluated over --final-eval-episodes new
-episodes, and so is the best model if an earlier evaluation was better.
+The settings are the env's section of the package's hyperparams/muzero.yml (the ones rl-zoo3 uses; "atari" for
+Atari ids, which are built with sb3_muzero.make_atari_vec_env; "default" for other ids), with --set's changes.
+Training shows SB3's progress bar on a terminal, and a progress line every 10 seconds otherwise. Evaluations
+(deterministic, except on Atari as in rl-zoo3; --eval-episodes episodes played at once, one batched search per
+step) come every --eval-freq env steps at first and less often as the run goes on (the interval doubles each time
+ten intervals have passed); training stops at the first evaluation whose mean reaches the target: the env's reward
+threshold (475 for CartPole-v1), or --target. The best evaluated model is kept as <save path>_best.zip, the
+training episodes and evaluations are written to <save path>_logs/ (monitor.csv, evaluations.npz; drawn by python
+-m sb3_muzero.plot). At the end, the final model is saved and evaluated over --final-eval-episodes new episodes,
+and so is the best model if an earlier evaluation was better.
 """
 
 from __future__ import annotations
@@ -119,6 +119,7 @@ def main(argv: Optional[list[str]] = None) -> float:
     n_timesteps = args.n_timesteps or settings.n_timesteps
     target = args.target if args.target is not None else reward_threshold(args.env, atari)
     eval_freq = args.eval_freq if args.eval_freq is not None else DEFAULT_ATARI_EVAL_FREQ if atari else DEFAULT_EVAL_FREQ
+    deterministic = not atari  # as in rl-zoo3: a deterministic Atari policy can repeat itself until the time limit
     stop = f"stops at an evaluation of {target:g}" if target is not None and eval_freq else "no target"
     print(f"MuZero on {args.env}: at most {n_timesteps:,} env steps ({stop}), {settings.n_envs} envs, section "
           f"{settings.section!r} of muzero.yml, seed {args.seed}", flush=True)  # fmt: skip
@@ -132,7 +133,8 @@ def main(argv: Optional[list[str]] = None) -> float:
     evaluation = None
     if eval_freq > 0:
         eval_env = make_env(args.env, args.eval_episodes, args.seed + 10_000, atari)  # one env per episode
-        evaluation = ScheduledEvaluation(eval_env, eval_freq, args.eval_episodes, target, best_path, log_folder)
+        evaluation = ScheduledEvaluation(eval_env, eval_freq, args.eval_episodes, target, best_path, log_folder,
+                                         deterministic)  # fmt: skip
         callbacks.append(evaluation)
     on_terminal = sys.stdout.isatty()
     if not on_terminal:
@@ -144,18 +146,19 @@ def main(argv: Optional[list[str]] = None) -> float:
         return make_env(args.env, args.final_eval_episodes, args.seed + 20_000, atari)
 
     label = f"Final model ({model.num_timesteps:,} steps), saved as {save_path}"
-    mean = report(MuZero.load(save_path, device=args.device), final_env(), args.final_eval_episodes, label)
+    mean = report(MuZero.load(save_path, device=args.device), final_env(), args.final_eval_episodes, label, deterministic)
     if evaluation is not None and evaluation.best_step is not None and evaluation.best_step != model.num_timesteps:
         best = MuZero.load(best_path, device=args.device)
         label = f"Best model (eval {evaluation.best_mean_reward:.1f} at {best.num_timesteps:,} steps), saved as {best_path}"
-        mean = report(best, final_env(), args.final_eval_episodes, label)
+        mean = report(best, final_env(), args.final_eval_episodes, label, deterministic)
     return mean
 
 
-def report(model, env, n_episodes: int, label: str) -> float:
-    """Print ``label`` and the mean +/- std of ``n_episodes`` deterministic episodes of ``model`` in ``env``."""
-    mean, std = evaluate_policy(model, env, n_eval_episodes=n_episodes, deterministic=True)
-    print(f"{label}: evaluation over {n_episodes} episodes (deterministic): {mean:.2f} +/- {std:.2f}", flush=True)
+def report(model, env, n_episodes: int, label: str, deterministic: bool) -> float:
+    """Print ``label`` and the mean +/- std of ``n_episodes`` episodes of ``model`` in ``env``."""
+    mean, std = evaluate_policy(model, env, n_eval_episodes=n_episodes, deterministic=deterministic)
+    kind = "deterministic" if deterministic else "stochastic"
+    print(f"{label}: evaluation over {n_episodes} episodes ({kind}): {mean:.2f} +/- {std:.2f}", flush=True)
     return float(mean)
 
 
@@ -179,11 +182,11 @@ class ScheduledEvaluation(EvalCallback):
     """
 
     def __init__(self, eval_env, eval_freq: int, n_episodes: int, target: Optional[float], best_path: Path,
-                 log_folder: Path):  # fmt: skip
+                 log_folder: Path, deterministic: bool = True):  # fmt: skip
         stop = StopTrainingOnRewardThreshold(target, verbose=0) if target is not None else None
         # eval_freq=1: the parent evaluates whenever _on_step lets it run.
         super().__init__(eval_env, callback_on_new_best=stop, n_eval_episodes=n_episodes, eval_freq=1,
-                         log_path=str(log_folder), deterministic=True, verbose=0)  # fmt: skip
+                         log_path=str(log_folder), deterministic=deterministic, verbose=0)  # fmt: skip
         self.schedule_freq, self.target, self.best_path = eval_freq, target, best_path
         self.next_eval = eval_freq
         self.best_step: Optional[int] = None
