@@ -34,12 +34,16 @@ from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_muzero import MuZero, make_atari_vec_env
 from sb3_muzero.common.numbers import refuse_options_below
-from sb3_muzero.common.progress import EpisodeLog, ProgressLines
+from sb3_muzero.common.progress import DEFAULT_INTERVAL_S, EpisodeLog, ProgressLines
 from sb3_muzero.hyperparams import is_atari_id, muzero_settings, parse_overrides
 
 DEFAULT_ENV = "CartPole-v1"
 DEFAULT_EVAL_FREQ = 500
 DEFAULT_ATARI_EVAL_FREQ = 10_000
+# Evaluation games on Atari stop after 18,000 frames (5 minutes of play, DQN's evaluation limit): after a lost life the
+# agent must press FIRE itself (see sb3_muzero.envs.atari), and an early policy that does not would play to the
+# training time limit of 108,000 frames.
+ATARI_EVAL_MAX_STEPS = 18_000 // 4
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
@@ -91,10 +95,12 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     return args
 
 
-def make_env(env_id: str, n_envs: int, seed: int, atari: bool):
-    """The training (or evaluation) VecEnv: ale-py's vector env for Atari ids, else SB3's ``make_vec_env``."""
+def make_env(env_id: str, n_envs: int, seed: int, atari: bool, evaluation: bool = False):
+    """The training (or evaluation) VecEnv: ale-py's vector env for Atari ids (for evaluation, with games of at most
+    ``ATARI_EVAL_MAX_STEPS`` steps), else SB3's ``make_vec_env``."""
     if atari:
-        return make_atari_vec_env(env_id, n_envs=n_envs, seed=seed)
+        options = dict(max_episode_steps=ATARI_EVAL_MAX_STEPS) if evaluation else {}
+        return make_atari_vec_env(env_id, n_envs=n_envs, seed=seed, **options)
     return make_vec_env(env_id, n_envs=n_envs, seed=seed)
 
 
@@ -132,7 +138,7 @@ def main(argv: Optional[list[str]] = None) -> float:
     callbacks = [EpisodeLog(log_folder, args.env)]
     evaluation = None
     if eval_freq > 0:
-        eval_env = make_env(args.env, args.eval_episodes, args.seed + 10_000, atari)  # one env per episode
+        eval_env = make_env(args.env, args.eval_episodes, args.seed + 10_000, atari, evaluation=True)  # one per episode
         evaluation = ScheduledEvaluation(eval_env, eval_freq, args.eval_episodes, target, best_path, log_folder,
                                          deterministic)  # fmt: skip
         callbacks.append(evaluation)
@@ -143,7 +149,7 @@ def main(argv: Optional[list[str]] = None) -> float:
     model.save(save_path)
 
     def final_env():  # the same episodes for each model evaluated, one env per episode
-        return make_env(args.env, args.final_eval_episodes, args.seed + 20_000, atari)
+        return make_env(args.env, args.final_eval_episodes, args.seed + 20_000, atari, evaluation=True)
 
     label = f"Final model ({model.num_timesteps:,} steps), saved as {save_path}"
     mean = report(MuZero.load(save_path, device=args.device), final_env(), args.final_eval_episodes, label, deterministic)
@@ -178,7 +184,8 @@ class ScheduledEvaluation(EvalCallback):
     and one printed line per evaluation.
 
     ``eval_env`` should have one env per episode (``n_episodes`` envs): SB3's ``evaluate_policy`` then plays the
-    episodes side by side, with one batched search per step.
+    episodes side by side, with one batched search per step. A long evaluation prints a line every
+    ``DEFAULT_INTERVAL_S`` seconds, as training does.
     """
 
     def __init__(self, eval_env, eval_freq: int, n_episodes: int, target: Optional[float], best_path: Path,
@@ -190,15 +197,25 @@ class ScheduledEvaluation(EvalCallback):
         self.schedule_freq, self.target, self.best_path = eval_freq, target, best_path
         self.next_eval = eval_freq
         self.best_step: Optional[int] = None
-        self.start = 0.0
+        self.start = self.last_line = 0.0
 
     def _on_training_start(self) -> None:
         self.start = time.perf_counter()
+
+    def _log_success_callback(self, locals_: dict, globals_: dict) -> None:
+        """Called by ``evaluate_policy`` at every env of every step: also a progress line every few seconds."""
+        super()._log_success_callback(locals_, globals_)
+        now = time.perf_counter()
+        if now - self.last_line >= DEFAULT_INTERVAL_S:
+            self.last_line = now
+            print(f"  {self.num_timesteps:>9,} env steps {now - self.start:8.1f} s   evaluating: "
+                  f"{sum(locals_['episode_counts'])} of {self.n_eval_episodes} episodes done", flush=True)  # fmt: skip
 
     def _on_step(self) -> bool:
         if self.num_timesteps < self.next_eval:
             return True
         self.next_eval = next_evaluation(self.num_timesteps, self.schedule_freq)
+        self.last_line = time.perf_counter()
         best_before = self.best_mean_reward
         continue_training = super()._on_step()
         if self.best_mean_reward > best_before:

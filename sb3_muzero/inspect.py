@@ -231,7 +231,7 @@ def tree_figure(record: EpisodeRecord) -> Any:
     edges = tree_edges(record.tree, record.gamma)
     leaves = max(edge.x for edge in edges) + 1
     depth = max(edge.depth for edge in edges)
-    figure, axes = plt.subplots(figsize=(min(max(6.0, 1.1 * leaves), 60.0), 1.3 * (depth + 1) + 1))
+    figure, axes = plt.subplots(figsize=(min(max(8.0, 1.1 * leaves), 60.0), 1.3 * (depth + 1) + 1))
     most = max(edge.visits for edge in edges[1:]) if len(edges) > 1 else 1
     for edge in edges[1:]:
         parent = edges[edge.parent]
@@ -246,8 +246,8 @@ def tree_figure(record: EpisodeRecord) -> Any:
     axes.set_xlim(-0.7, leaves - 0.3)
     axes.set_ylim(-depth - 0.7, 0.7)
     axes.axis("off")
-    axes.set_title(f"{record.env_id}: search tree at step {record.tree_step} ({root.visits - 1} simulations; "
-                   f"action taken {record.actions[record.tree_step]})")  # fmt: skip
+    axes.set_title(f"{record.env_id}: the search tree at step {record.tree_step}\n{root.visits - 1} simulations, "
+                   f"action taken {record.actions[record.tree_step]}")  # fmt: skip
     figure.tight_layout()
     return figure
 
