@@ -192,3 +192,13 @@ def test_main_command_refuses_bad_numbers_before_training(argv, message, capsys)
         main_module.parse_args(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_long_evaluations_print_progress_lines(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(main_module, "DEFAULT_INTERVAL_S", 0.0)  # a line at every step of the evaluation
+    main_module.main(["-n", "16", "--eval-freq", "8", "--eval-episodes", "2", "--final-eval-episodes", "1",
+                      "--target", "1000", "--save-path", str(tmp_path / "model.zip")])  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    evaluating = [line for line in lines if "evaluating:" in line]
+    assert re.fullmatch(r"\s+8 env steps\s+\S+ s\s+evaluating: 0 of 2 episodes done", evaluating[0]), evaluating[0]
+    assert len(evaluating) >= 8 * 2  # CartPole episodes last 8 steps or more, the callback runs once per env and step
