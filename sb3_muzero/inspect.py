@@ -13,7 +13,7 @@ up to the first lost life, the end of an episode in training) in the env seeded 
   tree.png     the search tree at step --tree-step: each visited edge with its action, visits N, Q and prior P;
   episode.gif  the episode's frames (the env's rendering; for Atari ids the last frame of each observation).
 
-Needs matplotlib (pip install -e ".[plots]"). The tree is rebuilt by the reference search
+Needs matplotlib (pip install torch==2.13.0 -e ".[plots]"). The tree is rebuilt by the reference search
 (sb3_muzero.mcts.reference), which agrees with the search backends exactly.
 """
 

@@ -8,7 +8,7 @@ python -m sb3_muzero write them) or an evaluations.npz (SB3's EvalCallback: the 
 folders given and every folder below them are searched. Draws one line per run in two panels: the training
 episodes' return (the mean of the last --window episodes) and the evaluations (mean, and the band of one standard
 deviation), both against env steps (the summed lengths of the finished episodes, as SB3's results_plotter counts
-them, for the training curve). Needs matplotlib (pip install -e ".[plots]").
+them, for the training curve). Needs matplotlib (pip install torch==2.13.0 -e ".[plots]").
 
 rl-zoo3's own plot scripts also read MuZero's logs/ folder as they read any algorithm's (python -m
 rl_zoo3.plots.plot_train -a muzero -e CartPole-v1 -f logs/, and all_plots); they need seaborn and scipy, and show
