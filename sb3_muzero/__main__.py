@@ -40,9 +40,8 @@ from sb3_muzero.hyperparams import is_atari_id, muzero_settings, parse_overrides
 DEFAULT_ENV = "CartPole-v1"
 DEFAULT_EVAL_FREQ = 500
 DEFAULT_ATARI_EVAL_FREQ = 10_000
-# Evaluation games on Atari stop after 18,000 frames (5 minutes of play, DQN's evaluation limit): after a lost life the
-# agent must press FIRE itself (see sb3_muzero.envs.atari), and an early policy that does not would play to the
-# training time limit of 108,000 frames.
+# Evaluation games on Atari stop after 18,000 frames (5 minutes of play, DQN's evaluation limit), which bounds the time
+# of an evaluation: an early policy that keeps a game going without scoring plays on to the 108,000-frame time limit.
 ATARI_EVAL_MAX_STEPS = 18_000 // 4
 
 
@@ -125,7 +124,7 @@ def main(argv: Optional[list[str]] = None) -> float:
     n_timesteps = args.n_timesteps or settings.n_timesteps
     target = args.target if args.target is not None else reward_threshold(args.env, atari)
     eval_freq = args.eval_freq if args.eval_freq is not None else DEFAULT_ATARI_EVAL_FREQ if atari else DEFAULT_EVAL_FREQ
-    deterministic = not atari  # as in rl-zoo3: a deterministic Atari policy can repeat itself until the time limit
+    deterministic = not atari  # as rl-zoo3 evaluates Atari games
     stop = f"stops at an evaluation of {target:g}" if target is not None and eval_freq else "no target"
     print(f"MuZero on {args.env}: at most {n_timesteps:,} env steps ({stop}), {settings.n_envs} envs, section "
           f"{settings.section!r} of muzero.yml, seed {args.seed}", flush=True)  # fmt: skip

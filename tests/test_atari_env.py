@@ -1,5 +1,7 @@
 """The Atari VecEnv: SB3 VecEnv contract, episode bookkeeping, episodic life, seeding, ids and options."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -184,6 +186,39 @@ def test_life_loss_ends_the_training_episode_but_not_the_game():
     assert games >= 2 and life_losses >= 8
     episodic_env.close()
     whole_game_env.close()
+
+
+@pytest.mark.parametrize("terminal_on_life_loss", [True, False])
+def test_fire_after_a_lost_life_relaunches_the_ball(terminal_on_life_loss):
+    """An agent that only ever sends NOOP: the env presses FIRE in its place after every lost life (saying so in the
+    step's info), so games go on and end; without fire_on_life_loss the game waits for the ball after the first loss."""
+    results = {}
+    for fire in (True, False):
+        env = make_atari_vec_env(BREAKOUT_V4, 2, seed=3, fire_on_life_loss=fire, terminal_on_life_loss=terminal_on_life_loss)
+        env.reset()
+        games = fired = 0
+        lives_before = np.array(env.get_attr("lives"))
+        life_losses = 0
+        for _ in range(600):
+            _, _, _, infos = env.step(np.zeros(2, dtype=np.int64))
+            lives = np.array(env.get_attr("lives"))
+            life_losses += int(((lives < lives_before) & (lives > 0)).sum())
+            lives_before = lives
+            games += sum("episode" in info for info in infos)
+            fired += sum(info.get("executed_action") == 1 for info in infos)
+        results[fire] = (games, fired, life_losses)
+        env.close()
+    games, fired, life_losses = results[True]
+    assert games >= 4 and fired == life_losses >= 4 * (BREAKOUT_LIVES - 1)
+    games, fired, life_losses = results[False]
+    assert games == 0 and fired == 0 and life_losses == 2  # one lost life per env, then no ball
+
+
+def test_fire_after_a_lost_life_only_where_fire_is_action_1():
+    """SB3's FireResetEnv test: FIRE must be action 1 of at least 3; MsPacman has none, and the option turns it off."""
+    assert make_atari_vec_env(BREAKOUT_V4, 1)._fires_after_life_loss
+    assert not make_atari_vec_env(BREAKOUT_V4, 1, fire_on_life_loss=False)._fires_after_life_loss
+    assert not make_atari_vec_env("MsPacmanNoFrameskip-v4", 1)._fires_after_life_loss
 
 
 # ------------------------------------------------------------------------------------------ seeding
@@ -452,3 +487,77 @@ def test_muzero_cnn_policy_trains_on_breakout_then_saves_loads_and_predicts(tmp_
     for name, parameter in model.policy.state_dict().items():
         np.testing.assert_array_equal(loaded.policy.state_dict()[name].numpy(), parameter.numpy(), err_msg=name)
     env.close()
+
+
+# ------------------------------------------------------------------- interrupted steps, result order, saving
+
+
+def test_a_step_async_without_step_wait_leaves_the_env_in_step_with_a_reference():
+    """An interrupt between step_async and step_wait: the next step gets its own results, as in an env that stepped."""
+    actions = random_actions(make_atari_vec_env(BREAKOUT_V4, 2), 70, seed=1)
+    interrupted, reference = make_atari_vec_env(BREAKOUT_V4, 2, seed=5), make_atari_vec_env(BREAKOUT_V4, 2, seed=5)
+    interrupted.reset(), reference.reset()
+    for step_actions in actions[:10]:
+        interrupted.step(step_actions), reference.step(step_actions)
+    interrupted.step_async(actions[10])  # and step_wait never runs
+    reference.step(actions[10])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        interrupted.step(actions[11]), reference.step(actions[11])
+    for step_actions in actions[12:]:  # 58 steps more
+        for got, expected in zip(interrupted.step(step_actions), reference.step(step_actions)):
+            if isinstance(expected, list):
+                assert [info.keys() for info in got] == [info.keys() for info in expected]
+            else:
+                np.testing.assert_array_equal(got, expected)
+    assert interrupted.get_attr("lives") == reference.get_attr("lives")
+    assert [str(warning.message) for warning in caught if "never followed by step_wait" in str(warning.message)]
+    interrupted.close(), reference.close()
+
+
+class ResultsOutOfOrder:
+    """ale-py's vector interface returning each batch of results in reverse env order (with their env_id)."""
+
+    def __init__(self, ale):
+        self.ale = ale
+
+    def __getattr__(self, name):
+        return getattr(self.ale, name)
+
+    def reset(self, *args):
+        observations, info = self.ale.reset(*args)
+        return observations[::-1], {key: value[::-1] for key, value in info.items()}
+
+    def recv(self):
+        *arrays, info = self.ale.recv()
+        return (*(array[::-1] for array in arrays), {key: value[::-1] for key, value in info.items()})
+
+
+def test_results_are_put_in_env_order_by_ale_pys_env_id():
+    actions = random_actions(make_atari_vec_env(BREAKOUT_V4, 3), 40, seed=2)
+    shuffled, reference = make_atari_vec_env(BREAKOUT_V4, 3, seed=0), make_atari_vec_env(BREAKOUT_V4, 3, seed=0)
+    shuffled._ale = ResultsOutOfOrder(shuffled._ale)
+    got, expected = rollout(shuffled, actions), rollout(reference, actions)
+    for key in ("obs", "rewards", "dones"):
+        np.testing.assert_array_equal(got[key], expected[key])
+    shuffled.close(), reference.close()
+
+
+def test_a_model_saved_with_its_atari_envs_loads_them_back_with_their_settings(tmp_path):
+    from sb3_muzero import MuZero
+
+    env = make_atari_vec_env(BREAKOUT_V4, 2, seed=0, frame_skip=3, max_episode_steps=500)
+    small_network = dict(channels=4, num_blocks=1, head_channels=2, head_hidden=[8], support_size=3)
+    model = MuZero("CnnPolicy", env, num_simulations=2, batch_size=8, learning_starts=16, buffer_size=200, seed=0,
+                   policy_kwargs=small_network).learn(24)  # fmt: skip
+    model.save(tmp_path / "breakout.zip", include=["env"])
+    model.save_replay_buffer(tmp_path / "replay.npz")
+    with pytest.warns(UserWarning, match="cannot save or restore the emulators' states, so the games start anew"):
+        loaded = MuZero.load(tmp_path / "breakout.zip")
+    assert isinstance(loaded.env, AtariVecEnv) and loaded.env.options == env.options and loaded.env.num_envs == 2
+    assert loaded._last_obs is None
+    loaded.load_replay_buffer(tmp_path / "replay.npz")
+    loaded.learn(8, reset_num_timesteps=False)
+    assert loaded.num_timesteps == 32
+    np.testing.assert_array_equal(loaded.replay_buffer.step_in_episode[24:26], [0, 0])  # new games, new episodes
+    env.close(), loaded.env.close()

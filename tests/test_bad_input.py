@@ -5,8 +5,10 @@ import re
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.envs import IdentityEnv
+from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_muzero import CorruptFileError, MuZero
@@ -63,6 +65,12 @@ def cartpole_model(**kwargs) -> MuZero:
         ("num_unroll_steps", 0, "num_unroll_steps must be an integer >= 1, got 0"),
         ("td_steps", 0, "td_steps must be an integer >= 1, got 0"),
         ("buffer_size", -1, "buffer_size must be an integer >= 1, got -1"),
+        ("replay_ratio", float("inf"), "replay_ratio must be in (0.0, inf), got inf"),
+        ("temperature_initial", float("inf"), "temperature_initial must be in [0.0, inf), got inf"),
+        ("temperature_final", float("nan"), "temperature_final must be in [0.0, inf), got nan"),
+        ("learning_rate", -1e-3, "learning_rate gives -0.001 at progress_remaining=1.0: learning rates must be finite"),
+        ("learning_rate", LinearSchedule(1e-3, -1e-4, 1.0), "learning_rate gives -0.0001 at progress_remaining=0.0"),
+        ("policy_kwargs", dict(net_arch=[0]), "net_arch sizes must be integers >= 1, got [0] for the representation"),
     ],
 )
 def test_invalid_hyperparameters(name, value, message):
@@ -78,6 +86,59 @@ def test_gamma_zero_is_outside_the_interval():
 def test_support_size_below_one():
     with pytest.raises(ValueError, match="support_size must be an integer >= 1, got 0"):
         cartpole_model(policy_kwargs=dict(support_size=0))
+
+
+def test_max_grad_norm_may_be_infinite_no_clipping():
+    assert cartpole_model(max_grad_norm=float("inf")).max_grad_norm == float("inf")
+
+
+def test_a_support_too_large_is_refused_with_the_memory_it_needs():
+    expected = "support_size must be at most 10000 (which covers values up to +-7.3e+06), got 1000000: each value and "
+    with pytest.raises(ValueError, match=re.escape(expected) + r".*2,000,001 bins \(7.6 MiB in float32\).*GiB"):
+        cartpole_model(policy_kwargs=dict(support_size=10**6))
+
+
+@pytest.mark.skipif(th.cuda.is_available(), reason="a GPU is there")
+def test_device_cuda_without_a_gpu_warns():
+    with pytest.warns(UserWarning, match="device='cuda' asks for a GPU, but torch sees none"):
+        model = cartpole_model(device="cuda")
+    assert model.device.type == "cpu"
+
+
+class HugeRewardEnv(FlakyEnv):
+    """Finite but huge rewards."""
+
+    def __init__(self, reward: float):
+        super().__init__()
+        self.reward = reward
+
+    def step(self, action):
+        observation, _, terminated, truncated, info = super().step(action)
+        return observation, self.reward, terminated, truncated, info
+
+
+@pytest.mark.parametrize(
+    "reward, value_representation, cause",
+    [
+        (1e38, "categorical", r"its value targets are not finite"),  # their n-step sums overflow float32
+        (1e30, "scalar", r"its loss is inf, its gradients not finite"),  # squared errors overflow float32
+    ],
+)
+def test_an_update_that_would_make_the_parameters_nan_is_refused_with_a_hint_at_the_rewards(
+    reward, value_representation, cause
+):
+    policy_kwargs = dict(SMALL["policy_kwargs"], value_representation=value_representation)
+    model = MuZero("MlpPolicy", HugeRewardEnv(reward), **{**SMALL, "policy_kwargs": policy_kwargs})
+    expected = rf"Update 1 would make the parameters or priorities NaN or infinite \({cause}\).* rewards up to {reward:.4g}"
+    with pytest.raises(FloatingPointError, match=expected.replace("+", r"\+")):
+        model.learn(64)
+    assert all(th.isfinite(parameter).all() for parameter in model.policy.parameters())
+    assert np.isfinite(model.replay_buffer.priorities.tree).all()
+
+
+def test_cnn_policy_needs_images():
+    with pytest.raises(ValueError, match=re.escape("CnnPolicy needs image observations [C, H, W] (or [H, W, C]), got Box(")):
+        MuZero("CnnPolicy", FlakyEnv(), **SMALL)
 
 
 def test_unknown_optimizer():

@@ -107,3 +107,53 @@ def test_gpu_check_dry_run_runs_every_step_and_plans_under_nine_minutes_of_gpu_t
         [f"{name}.log" for name in ("machine", "tests", "bench_mcts", "bench_mctx", "search_overhead", "training")]
         + ["summary.jsonl", "results.jsonl"]
     )  # at most 8 files, which the GPU machine's tool brings back
+
+
+TINY_MUZERO = [
+    "num_simulations=2",
+    "learning_starts=8",
+    "batch_size=4",
+    "policy_kwargs=dict(encoder='strided', channels=4, num_blocks=0)",
+]
+
+
+def test_atari_benchmark_trains_evaluates_whole_games_and_plots(tmp_path):
+    benchmark = load_benchmark("atari")
+    out = tmp_path / "runs"
+    common = ["--steps", "32", "--eval-every", "16", "--eval-episodes", "2", "--eval-max-frames", "400", "--threads", "1"]
+    benchmark.main(["--algo", "muzero", *common, "--out", str(out), "--seed", "3", "--set", *TINY_MUZERO])
+    lines = [json.loads(line) for line in (out / "muzero_BreakoutNoFrameskip-v4_3.jsonl").read_text().splitlines()]
+    assert [line["env_steps"] for line in lines] == [16, 32]
+    for line in lines:
+        assert len(line["scores"]) == 2 and line["score_mean"] == pytest.approx(np.mean(line["scores"]), abs=0.01)
+        assert line["train_s"] <= line["wall_s"] and line["env_steps_per_s"] > 0
+    benchmark.main(["--plot", str(tmp_path / "plot.png"), str(out)])
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_atari_benchmark_scales_dqn_learning_starts_to_the_budget():
+    benchmark = load_benchmark("atari")
+    said = []
+    model = benchmark.build_sb3("dqn", "BreakoutNoFrameskip-v4", 100_000, 0, said.append)
+    zoo = benchmark.zoo_section("dqn")
+    assert zoo["learning_starts"] == 100_000 and zoo["n_timesteps"] == 1e7  # rl-zoo3's: 1% of the budget
+    assert model.learning_starts == 1_000 and "learning_starts 100,000 of rl-zoo3's 10,000,000 steps -> 1,000" in said[0]
+    assert model.exploration_fraction == zoo["exploration_fraction"] and model.batch_size == zoo["batch_size"]
+    model.env.close()
+
+
+@pytest.mark.parametrize("fire", [True, False])
+def test_atari_benchmark_evaluation_presses_fire_after_a_lost_life(fire):
+    """A NOOP player: with the wrapper the games go on after each lost life and end; without it they wait."""
+    benchmark = load_benchmark("atari")
+    benchmark.register_atari_ids()
+    env = gym.make("BreakoutNoFrameskip-v4", max_episode_steps=10_000)
+    env = benchmark.AtariWrapper(env, terminal_on_life_loss=False, clip_reward=False)
+    env = benchmark.FireAfterLifeLoss(env) if fire else env
+    env.reset(seed=0)
+    steps, terminated, truncated = 0, False, False
+    while steps < 1000 and not (terminated or truncated):
+        _, _, terminated, truncated, _ = env.step(0)
+        steps += 1
+    lives = env.unwrapped.ale.lives()
+    assert (terminated and lives == 0) if fire else (not (terminated or truncated) and lives == 4)

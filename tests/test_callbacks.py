@@ -146,7 +146,8 @@ def test_callbacks_stop_training():
 
 
 def test_muzero_checkpoint_saves_between_two_steps(tmp_path):
-    """Each checkpoint holds every step up to its timestep in its replay buffer (SB3's misses the last one)."""
+    """Each checkpoint holds every step up to its timestep in its replay buffer (SB3's too: MuZero stores a step
+    before the callbacks see it)."""
     env = make_vec_env(ENV_ID, n_envs=2, seed=0)
     model = MuZero("MlpPolicy", env, seed=0, train_freq=3, **SMALL)
     sb3_checkpoint = sb3_callbacks.CheckpointCallback(5, str(tmp_path), "sb3", save_replay_buffer=True)
@@ -162,7 +163,7 @@ def test_muzero_checkpoint_saves_between_two_steps(tmp_path):
         assert checkpoint.vecnormalize_path is None  # no VecNormalize to save
     sb3_checkpoint_model = MuZero.load(tmp_path / "sb3_10_steps.zip")
     sb3_checkpoint_model.load_replay_buffer(tmp_path / "sb3_replay_buffer_10_steps.pkl")
-    assert sb3_checkpoint_model.replay_buffer.size == 8  # SB3 saves after the envs stepped, before the step is stored
+    assert sb3_checkpoint_model.replay_buffer.size == sb3_checkpoint_model.num_timesteps == 10
     assert latest_checkpoint(str(tmp_path)) == checkpoints[-1]
 
 
@@ -180,7 +181,9 @@ def test_muzero_checkpoint_keeps_the_last_ones(tmp_path):
 def test_muzero_checkpoint_refuses_envs_that_cannot_be_saved(tmp_path):
     env = Monitor(gym.make(ENV_ID), filename=str(tmp_path / "monitor"))  # holds an open file
     model = MuZero("MlpPolicy", env, **SMALL)
-    with pytest.raises(ValueError, match="Saving the envs needs envs that can be pickled"):
+    with pytest.raises(
+        ValueError, match="The envs cannot be saved with the model: the wrapper Monitor of env 0 does not pickle"
+    ):
         model.learn(10, callback=CheckpointCallback(5, str(tmp_path), save_env=True))
     normalized = MuZero("MlpPolicy", VecNormalize(DummyVecEnv([lambda: gym.make(ENV_ID)]), norm_reward=False), **SMALL)
     with pytest.raises(ValueError, match="A VecNormalize env cannot be saved in the model file"):

@@ -99,3 +99,60 @@ def test_augmentation_needs_image_observations():
         MuZero("MlpPolicy", make_vec_env("CartPole-v1", n_envs=1), augmentation=("shift",))
     with pytest.raises(ValueError, match="Unknown augmentation"):
         MuZero("CnnPolicy", make_vec_env(ImageEnv, n_envs=1), augmentation=("rotate",), policy_kwargs=TINY_CNN)
+
+
+# --- image layouts and small frames -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size, halvings, latent", [(84, 4, 6), (36, 4, 3), (20, 3, 3), (10, 2, 3), (6, 1, 3), (4, 0, 4)])
+def test_small_frames_are_halved_fewer_times_and_keep_a_3x3_latent(size, halvings, latent):
+    from sb3_muzero.muzero.residual import halvings_for
+
+    assert halvings_for(size, size) == halvings
+    encoder = AtariEncoder(spaces.Box(0, 255, (2, size, size), np.uint8), channels=8)
+    assert encoder.latent_shape == (8, latent, latent) and encoder(th.rand(3, 2, size, size)).shape == (3, 8, latent, latent)
+
+
+def test_the_84x84_encoder_keeps_its_parameters():
+    """Adapting to small frames changes no parameter of the 84x84 network: its files still load."""
+    small = AtariEncoder(spaces.Box(0, 255, (4, 10, 10), np.uint8), channels=8)
+    large = AtariEncoder(spaces.Box(0, 255, (4, 84, 84), np.uint8), channels=8)
+    assert {key: value.shape for key, value in small.state_dict().items()} == {
+        key: value.shape for key, value in large.state_dict().items()
+    }
+
+
+@pytest.mark.parametrize("shape", [(84, 84, 4), (10, 10, 4)])
+def test_channel_last_float_images_are_transposed_for_the_first_convolution(shape):
+    height, width, channels = shape
+    last = AtariEncoder(spaces.Box(0.0, 1.0, shape, np.float32), channels=8)
+    first = AtariEncoder(spaces.Box(0.0, 1.0, (channels, height, width), np.float32), channels=8)
+    assert last.net[0].in_channels == channels and last.latent_shape == first.latent_shape
+    assert min(last.latent_shape[1:]) >= 3
+    first.load_state_dict(last.state_dict())
+    last.eval(), first.eval()
+    images = th.rand(2, height, width, channels)
+    th.testing.assert_close(last(images), first(images.permute(0, 3, 1, 2)))
+
+
+class FloatChannelLastEnv(gym.Env):
+    """Float frames [10, 10, 4], channel-last (SB3 transposes only uint8 images)."""
+
+    observation_space = spaces.Box(0.0, 1.0, (10, 10, 4), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), float(action), False, False, {}
+
+
+def test_cnn_policy_learns_on_float_channel_last_frames():
+    model = MuZero("CnnPolicy", FloatChannelLastEnv(), num_simulations=2, batch_size=8, learning_starts=8, seed=0,
+                   policy_kwargs=TINY_CNN).learn(16)  # fmt: skip
+    assert model.observation_space.shape == (10, 10, 4) and model._n_updates > 0
+    assert model.policy.features_extractor.latent_shape == (8, 3, 3)
+    with pytest.raises(ValueError, match=r"needs image observations \[C, H, W\] \(channel-first\)"):
+        MuZero("CnnPolicy", FloatChannelLastEnv(), augmentation=("shift",), policy_kwargs=TINY_CNN)

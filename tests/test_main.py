@@ -196,8 +196,8 @@ def test_main_command_refuses_bad_numbers_before_training(argv, message, capsys)
 
 def test_long_evaluations_print_progress_lines(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(main_module, "DEFAULT_INTERVAL_S", 0.0)  # a line at every step of the evaluation
-    main_module.main(["-n", "16", "--eval-freq", "8", "--eval-episodes", "2", "--final-eval-episodes", "1",
-                      "--target", "1000", "--save-path", str(tmp_path / "model.zip")])  # fmt: skip
+    main_module.main(["-n", "16", "--eval-freq", "8", "--eval-episodes", "2", "--final-eval-episodes", "1", "--target",
+                      "1000", "--save-path", str(tmp_path / "model.zip"), "--set", "learning_starts=8"])  # fmt: skip
     lines = capsys.readouterr().out.splitlines()
     evaluating = [line for line in lines if "evaluating:" in line]
     assert re.fullmatch(r"\s+8 env steps\s+\S+ s\s+evaluating: 0 of 2 episodes done", evaluating[0]), evaluating[0]

@@ -1,6 +1,7 @@
 """The MuZero algorithm: losses against an explicit computation, learning on tiny envs, the SB3 surface."""
 
 import csv
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -219,3 +220,35 @@ def test_multi_input_policy_trains_on_dict_observations():
     model.learn(100)
     action, _ = model.predict(model.observation_space.sample(), deterministic=True)
     assert action in (0, 1)
+
+
+class ReplacesOddActions(gym.Wrapper):
+    """Takes action 0 whenever the agent chooses an odd action, and says so in the step's info, as
+    ``make_atari_vec_env`` does when it presses FIRE after a lost life."""
+
+    def step(self, action):
+        executed = 0 if action % 2 else action
+        observation, reward, terminated, truncated, info = self.env.step(executed)
+        if executed != action:
+            info = {**info, "executed_action": executed}
+        return observation, reward, terminated, truncated, info
+
+
+def test_the_replay_stores_the_actions_the_envs_executed():
+    env = make_vec_env(lambda: ReplacesOddActions(IdentityEnv(4, ep_length=10)), n_envs=2, seed=0)
+    model = MuZero("MlpPolicy", env, seed=0, **{**SMALL, "learning_starts": 1000})
+    model.learn(100)
+    stored = model.replay_buffer.actions[: model.replay_buffer.size]
+    assert len(stored) == 100 and set(stored.tolist()) <= {0, 2}
+    assert (stored == 0).sum() > 30  # the odd choices (about half) were stored as the 0 the env took
+
+
+def test_a_budget_that_never_trains_is_warned_about_with_the_numbers():
+    model = MuZero("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0), seed=0, **{**SMALL, "learning_starts": 100})
+    with pytest.warns(UserWarning, match="ends at 50 env steps, not past learning_starts=100: it only collects"):
+        model.learn(50)
+    assert model._n_updates == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.learn(100, reset_num_timesteps=False)  # ends at 150: trains
+    assert model._n_updates > 0

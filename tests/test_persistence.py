@@ -8,14 +8,18 @@ import sys
 import time
 import zipfile
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim
 from stable_baselines3.common.save_util import save_to_pkl
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
 
 from sb3_muzero import CheckpointCallback, CorruptFileError, MuZero
@@ -46,7 +50,7 @@ def make_run() -> MuZero:
     env = make_vec_env("CartPole-v1", n_envs=2, seed=3, env_kwargs=dict(max_episode_steps=15))
     policy_kwargs = dict(SMALL["policy_kwargs"], features_extractor_class=DropoutExtractor)
     settings = {**SMALL, "policy_kwargs": policy_kwargs}
-    return MuZero("MlpPolicy", env, seed=1, learning_rate=lambda progress: 1e-3 * progress, temperature_final=0.3,
+    return MuZero("MlpPolicy", env, seed=1, learning_rate=LinearSchedule(1e-3, 0.0, 1.0), temperature_final=0.3,
                   prioritized_replay_beta=0.4, target_update_interval=5, **settings)  # fmt: skip
 
 
@@ -67,7 +71,7 @@ RESUME_IN_A_NEW_PROCESS = """
 import sys
 import torch as th
 from sb3_muzero import MuZero
-model = MuZero.load(sys.argv[1])  # the envs come from the file
+model = MuZero.load(sys.argv[1], allow_unsafe_pickle=True)  # the envs come from the file (pickled: our own file)
 model.load_replay_buffer(sys.argv[2])
 model.learn(int(sys.argv[3]) - model.num_timesteps, reset_num_timesteps=False)
 model.save(sys.argv[4], include=["env"])
@@ -91,7 +95,7 @@ def test_a_run_resumed_from_a_checkpoint_in_a_new_process_is_bit_identical(tmp_p
     subprocess.run([sys.executable, "-c", RESUME_IN_A_NEW_PROCESS, *arguments], cwd=REPOSITORY, check=True,
                    env={**os.environ, "PYTHONPATH": str(REPOSITORY), "OMP_NUM_THREADS": "1"})  # fmt: skip
 
-    resumed = MuZero.load(final_model)
+    resumed = MuZero.load(final_model, allow_unsafe_pickle=True)
     resumed.load_replay_buffer(final_replay)
     assert resumed.num_timesteps == TOTAL_STEPS
     assert_same_run(uninterrupted, resumed)
@@ -328,3 +332,148 @@ def test_frame_stacked_and_dict_replays_round_trip_and_go_on_as_before(tmp_path)
         loaded.add(*step)
         assert_same_replay(buffer, loaded)
     assert stacked.first_stacks  # the side table was saved and loaded too
+
+
+# --- Ctrl-C ---------------------------------------------------------------------------------------------------
+
+
+class CountingEnv(gym.Env):
+    """Observation [t, env index] at step t of an episode of 6 steps; the step from observation t is rewarded t + 1, so
+    every true transition has reward == observation[0] + 1. On request, sends the process a SIGINT (Ctrl-C) at the
+    end of its ``interrupt_at``-th step (the step itself done)."""
+
+    observation_space = spaces.Box(0, 10, (2,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, index: int = 0, interrupt_at: int = 0):
+        self.index, self.interrupt_at, self.calls = index, interrupt_at, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._observation(), {}
+
+    def step(self, action):
+        reward = float(self.t + 1)
+        self.t += 1
+        self.calls += 1
+        if self.calls == self.interrupt_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return self._observation(), reward, False, self.t == 6, {}
+
+    def _observation(self):
+        return np.array([self.t, self.index], np.float32)
+
+
+class InterruptAfter(BaseCallback):
+    """Raises KeyboardInterrupt in its ``calls``-th ``on_step``, as a Ctrl-C during a callback (an evaluation) does."""
+
+    def __init__(self, calls: int):
+        super().__init__()
+        self.calls = calls
+
+    def _on_step(self) -> bool:
+        if self.n_calls == self.calls:
+            raise KeyboardInterrupt
+        return True
+
+
+def interrupt_while_storing(model: MuZero, call: int) -> None:
+    """SIGINT at the start of the ``call``-th replay write (as Ctrl-C landing right after env.step)."""
+    add, calls = model.replay_buffer.add, [0]
+
+    def add_interrupted(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == call:
+            os.kill(os.getpid(), signal.SIGINT)
+        return add(*args, **kwargs)
+
+    model.replay_buffer.add = add_interrupted
+
+
+@pytest.mark.parametrize("where", ["in a callback", "while storing", "inside env.step"])
+def test_an_interrupted_learn_goes_on_with_true_transitions_only(where):
+    envs = DummyVecEnv([lambda: CountingEnv(0, interrupt_at=9 if where == "inside env.step" else 0), lambda: CountingEnv(1)])
+    model = MuZero("MlpPolicy", envs, seed=0, **{**SMALL, "learning_starts": 10})
+    callback = InterruptAfter(9) if where == "in a callback" else None
+    if where == "while storing":
+        interrupt_while_storing(model, 9)
+    with pytest.raises(KeyboardInterrupt):
+        model.learn(100, callback=callback)
+    vars(model.replay_buffer).pop("add", None)
+    # the state left behind is consistent: every counted step is stored, and the last observations are the envs' own
+    assert model.num_timesteps == model.replay_buffer.size == 18
+    np.testing.assert_array_equal(model._last_obs, [[env.t, env.index] for env in envs.envs])
+    model.learn(30, reset_num_timesteps=False)
+    buffer = model.replay_buffer
+    observations, rewards = buffer.observations[""][: buffer.size], buffer.rewards[: buffer.size]
+    np.testing.assert_array_equal(rewards, observations[:, 0] + 1)  # only true transitions
+    assert model.num_timesteps == buffer.size == 48
+
+
+def test_interrupts_deferred_holds_a_ctrl_c_until_the_block_is_done_and_a_second_one_goes_through():
+    from sb3_muzero.common.interrupts import interrupts_deferred
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("the rest of the block")
+    assert done == ["the rest of the block"]
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("not reached")
+    assert done == ["the rest of the block"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# --- stray temporary files, damaged zip headers ----------------------------------------------------------------
+
+
+def test_the_next_save_removes_the_temporary_files_of_killed_saves_of_that_path(tmp_path):
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(finished.stdout)
+    stray = tmp_path / f".model.zip.{dead_pid}.0123abcd.partial"
+    of_a_running_save = tmp_path / f".model.zip.{os.getppid()}.89abcdef.partial"  # our parent runs
+    of_another_file = tmp_path / f".other.zip.{dead_pid}.0123abcd.partial"
+    not_ours = tmp_path / f".model.zip.{dead_pid}.partial"
+    for path in (stray, of_a_running_save, of_another_file, not_ours):
+        path.write_bytes(b"half a file")
+    MuZero("MlpPolicy", "CartPole-v1", **SMALL).save(tmp_path / "model.zip")
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        ["model.zip", of_a_running_save.name, of_another_file.name, not_ours.name]
+    )
+
+
+def set_header_field(path: pathlib.Path, member: str, field: str) -> None:
+    """Damage a zip's headers of ``member`` (local and central): compression method 97, or the encryption flag."""
+    with zipfile.ZipFile(path) as archive:
+        local = archive.getinfo(member).header_offset
+    content = bytearray(path.read_bytes())
+    offsets = [local + 6]  # the local header's flags at +6, method at +8
+    start = 0
+    while (central := content.find(b"PK\x01\x02", start)) >= 0:  # central directory entries: flags at +8, method at +10
+        name_length = int.from_bytes(content[central + 28 : central + 30], "little")
+        if content[central + 46 : central + 46 + name_length].decode() == member:
+            offsets.append(central + 8)
+        start = central + 4
+    for offset in offsets:
+        if field == "method":
+            content[offset + 2 : offset + 4] = (97).to_bytes(2, "little")
+        else:
+            content[offset] |= 0x01
+    path.write_bytes(bytes(content))
+
+
+@pytest.mark.parametrize("field", ["method", "encryption"])
+def test_damaged_zip_headers_are_corrupt_files(tmp_path, field):
+    model = MuZero("MlpPolicy", "CartPole-v1", seed=0, **SMALL).learn(40)
+    model.save(tmp_path / "model.zip")
+    model.save_replay_buffer(tmp_path / "replay.npz")
+    set_header_field(tmp_path / "model.zip", "policy.pth", field)
+    set_header_field(tmp_path / "replay.npz", "rewards.npy", field)
+    with pytest.raises(CorruptFileError, match="Cannot read model"):
+        MuZero.load(tmp_path / "model.zip")
+    with pytest.raises(CorruptFileError, match="Cannot read replay buffer"):
+        model.load_replay_buffer(tmp_path / "replay.npz")

@@ -289,27 +289,31 @@ def test_paths_with_and_without_suffix(tmp_path, pathtype):
 
 
 def test_load_invalid_object(tmp_path):
-    """A stored object that does not deserialize gives a warning pointing to custom_objects."""
+    """A stored object that does not deserialize gives a warning pointing to custom_objects (a lambda is pickled, so
+    the file loads only with allow_unsafe_pickle=True, or with custom_objects in its place)."""
     path = str(tmp_path / "muzero.zip")
-    MuZero("MlpPolicy", select_env(), learning_rate=lambda _: 1.0, **SMALL).save(path)
+    with pytest.warns(UserWarning, match="allow_unsafe_pickle"):
+        MuZero("MlpPolicy", select_env(), learning_rate=lambda _: 1.0, **SMALL).save(path)
 
     with zipfile.ZipFile(path, mode="r") as archive:
         json_data = json.loads(archive.read("data").decode())
         other_members = {name: archive.read(name) for name in archive.namelist() if name != "data"}
 
     # Intentionally corrupt the learning rate's serialization (a valid zip, an invalid object)
-    serialization = json_data["learning_rate"][":serialized:"]
+    serialization = json_data["learning_rate"]["data"]
     base64_object = base64.b64decode(serialization.encode())
-    json_data["learning_rate"][":serialized:"] = base64.b64encode(base64_object.replace(b"CodeType", b"CodeTyps")).decode()
+    json_data["learning_rate"]["data"] = base64.b64encode(base64_object.replace(b"CodeType", b"CodeTyps")).decode()
     with zipfile.ZipFile(path, mode="w") as archive:
         archive.writestr("data", json.dumps(json_data, indent=4))
         for name, content in other_members.items():
             archive.writestr(name, content)
 
-    with pytest.warns(UserWarning, match=r"custom_objects"):
+    with pytest.raises(ValueError, match=r"'learning_rate'.*allow_unsafe_pickle=True"):
         MuZero.load(path)
+    with pytest.warns(UserWarning, match=r"custom_objects"):
+        MuZero.load(path, allow_unsafe_pickle=True)
     with warnings.catch_warnings(record=True) as record:
-        MuZero.load(path, custom_objects=dict(learning_rate=lambda _: 1.0))
+        MuZero.load(path, custom_objects=dict(learning_rate=lambda _: 1.0, lr_schedule=lambda _: 1.0))
     assert len(record) == 0
 
 
@@ -364,8 +368,9 @@ def test_cast_lr_schedule(tmp_path):
     model = MuZero("MlpPolicy", "CartPole-v1", learning_rate=lambda t: t * np.sin(1.0), **SMALL)
     assert type(model.lr_schedule(1.0)) is float
     assert np.allclose(model.lr_schedule(0.5), 0.5 * np.sin(1.0))
-    model.save(tmp_path / "muzero.zip")
-    model = MuZero.load(tmp_path / "muzero.zip")
+    with pytest.warns(UserWarning, match="allow_unsafe_pickle"):  # a lambda is pickled
+        model.save(tmp_path / "muzero.zip")
+    model = MuZero.load(tmp_path / "muzero.zip", allow_unsafe_pickle=True)
     assert type(model.lr_schedule(1.0)) is float
     assert np.allclose(model.lr_schedule(0.5), 0.5 * np.sin(1.0))
 
@@ -378,3 +383,16 @@ def test_save_load_net_arch_none(tmp_path):
     assert loaded.policy._layer_sizes() == model.policy._layer_sizes()
     assert all(sizes for sizes in loaded.policy._layer_sizes().values())
     os.remove(tmp_path / "muzero.zip")
+
+
+@pytest.mark.parametrize("wrapper", ["VecTransposeImage", "VecFrameStack"])
+def test_envs_that_cannot_be_saved_are_named_with_what_to_do(tmp_path, wrapper):
+    """SB3's VecEnvWrappers do not pickle: the error says which layer and how to save instead."""
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    env = DummyVecEnv([lambda: FakeImageEnv(screen_height=12, screen_width=12, n_channels=1, discrete=True)])
+    env = VecFrameStack(env, 2) if wrapper == "VecFrameStack" else env  # MuZero adds VecTransposeImage itself
+    model = MuZero("CnnPolicy", env, num_simulations=2, policy_kwargs=dict(channels=4, head_hidden=[8], support_size=3))
+    with pytest.raises(ValueError, match=rf"the wrapper {wrapper} \(around .*\) does not pickle .* pass env=\.\.\. to"):
+        model.save(tmp_path / "model.zip", include=["env"])
+    assert not (tmp_path / "model.zip").exists()

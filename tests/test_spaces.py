@@ -126,3 +126,18 @@ def test_unsupported_observation_spaces(obs_space):
     policy = "MultiInputPolicy" if isinstance(obs_space, spaces.Dict) else "MlpPolicy"
     with pytest.raises(ValueError, match="MuZero supports Box, Discrete, MultiDiscrete and MultiBinary observations"):
         MuZero(policy, env)
+
+
+def test_frame_stacked_dict_observations():
+    """SB3's VecFrameStack over Dict observations (SB3's test_vec_envs): the stacks are stored whole."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
+
+    from sb3_muzero.muzero.muzero import detect_frame_stack
+
+    dict_space = spaces.Dict(
+        {"position": spaces.Box(-1, 1, (2,), np.float32), "image": spaces.Box(0, 255, (1, 36, 36), np.uint8)}
+    )
+    env = VecFrameStack(DummyVecEnv([lambda: DummyEnv(dict_space, DISCRETE_ACTIONS)]), n_stack=3)
+    assert detect_frame_stack(env) == 1
+    model = MuZero("MultiInputPolicy", env, **SMALL).learn(40)
+    assert model.replay_buffer.observations["image"].shape[1:] == (3, 36, 36)

@@ -7,6 +7,7 @@ import os
 import pickle
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import gymnasium as gym
@@ -161,6 +162,18 @@ def load_sections() -> dict:
     return yaml.safe_load(HYPERPARAMS_PATH.read_text())
 
 
+@pytest.mark.parametrize(
+    "n_timesteps, n_envs, eval_freq",
+    [(100, 8, 80), (800, 8, 80), (20_000, 8, 2_000), (1_000_000, 8, 25_000), (50, 8, 25_000), (100, 1, 10)],
+)
+def test_evaluations_default_to_ten_per_run_at_least_ten_vector_steps_apart(monkeypatch, n_timesteps, n_envs, eval_freq):
+    monkeypatch.setattr(sys, "argv", ["train.py", "--algo", "muzero"])
+    manager = types.SimpleNamespace(algo="muzero", n_timesteps=n_timesteps, n_envs=n_envs, eval_freq=25_000,
+                                    optimize_hyperparameters=False, verbose=0)  # fmt: skip
+    registration._apply_evaluation_default(manager)
+    assert manager.eval_freq == eval_freq  # rl-zoo3 then evaluates every max(eval_freq // n_envs, 1) vector steps
+
+
 def test_the_package_and_the_checkout_share_one_hyperparameter_file():
     assert HYPERPARAMS_PATH.is_file()
     checkout_copy = ROOT / "hyperparams" / "muzero.yml"
@@ -267,6 +280,17 @@ def test_record_video_records_the_trained_model(cartpole_run):
     folder, _ = cartpole_run
     check(zoo("record_video --algo muzero --env CartPole-v1 -f logs/ -n 100", cwd=folder))
     assert list((folder / "logs/muzero/CartPole-v1_1/videos").glob("*.mp4"))
+
+
+@pytest.mark.slow
+def test_train_continues_a_trained_agent(cartpole_run):
+    folder, _ = cartpole_run
+    trained = "logs/muzero/CartPole-v1_1/CartPole-v1.zip"
+    arguments = f"-i {trained} -n 200 --eval-freq -1 --seed 1 -params learning_starts:100"
+    output = check(zoo(f"train --algo muzero --env CartPole-v1 {arguments}", cwd=folder))
+    assert "Loading pretrained agent" in output
+    continued = MuZero.load(folder / "logs/muzero/CartPole-v1_2/CartPole-v1.zip")
+    assert continued.num_timesteps == 200 and continued._n_updates > MuZero.load(folder / trained)._n_updates
 
 
 @pytest.mark.slow

@@ -17,8 +17,8 @@ REPLAY_SUFFIX = "npz"
 class CheckpointCallback(sb3_callbacks.CheckpointCallback):
     """Save the model and its replay buffer every ``save_freq`` calls (vector env steps), between two steps.
 
-    SB3's ``CheckpointCallback`` saves from ``on_step``: after the envs stepped but before that step is
-    stored, so a run resumed from it repeats a search from the old observation in the new env state.
+    SB3's ``CheckpointCallback`` saves from ``on_step``: for MuZero, after the step was stored (MuZero stores each
+    step before the callbacks see it), but before the gradient steps that follow it, and the replay after the model.
     This one, with SB3's arguments and file names, waits for the next point between two steps (the start
     of the next rollout, after the last step was stored and trained on, or the end of training) and
     saves there, so that ``MuZero.load`` + ``load_replay_buffer`` + ``learn(rest, reset_num_timesteps=False)``
@@ -32,9 +32,10 @@ class CheckpointCallback(sb3_callbacks.CheckpointCallback):
     :param name_prefix: common prefix of the checkpoint files
     :param save_replay_buffer: save the replay buffer too (default: yes, a MuZero run needs it to resume)
     :param save_vecnormalize: save the ``VecNormalize`` statistics too
-    :param save_env: pickle the envs into the model file, so that ``MuZero.load(path)`` continues them where they
-        were (needs envs that pickle, e.g. a ``DummyVecEnv`` of Python envs, and no ``VecNormalize``; checked when
-        training starts)
+    :param save_env: pickle the envs into the model file, so that ``MuZero.load(path, allow_unsafe_pickle=True)``
+        continues them where they were (needs envs that pickle, e.g. a ``DummyVecEnv`` of Python envs, no
+        ``VecNormalize`` and none of SB3's ``VecEnvWrapper``; checked when training starts; ``make_atari_vec_env``'s
+        envs are saved as their settings and start new games when loaded)
     :param keep_last: keep only the newest ``keep_last`` checkpoints (default: keep all)
     :param verbose: 2 prints where each checkpoint goes
     """
@@ -79,7 +80,8 @@ class CheckpointCallback(sb3_callbacks.CheckpointCallback):
         self._inside_rollout = False
 
     def _on_training_end(self) -> None:
-        # A run stopped by a callback ends inside a rollout, with a step half done: the last checkpoint stands.
+        # A run stopped by a callback ends inside a rollout, before the gradient steps of its last steps: the last
+        # checkpoint stands.
         if self._save_due and not self._inside_rollout:
             self._save()
 

@@ -3,14 +3,16 @@
 Every save goes to a temporary file in the destination's folder (``.<name>.<pid>.<random>.partial``),
 which is flushed, synced to disk and then renamed over the destination in one step
 (:func:`os.replace`). A process killed during a save therefore leaves the previous file as it was,
-plus a stray ``.partial`` file that can be deleted. File-like objects (``io.BytesIO``, open files)
-are written in place: there is nothing to rename.
+plus a stray ``.partial`` file; the next successful save to the same path removes the stray files of
+that path whose process is gone. File-like objects (``io.BytesIO``, open files) are written in place:
+there is nothing to rename.
 """
 
 import contextlib
 import io
 import os
 import pathlib
+import re
 import secrets
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -19,6 +21,9 @@ from typing import BinaryIO, Union
 PathOrFile = Union[str, os.PathLike, io.BufferedIOBase]
 
 PARTIAL_SUFFIX = ".partial"
+# What zipfile raises for damaged archives: damaged headers (an unknown compression method, the encryption flag)
+# give NotImplementedError and RuntimeError.
+ZIP_READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, NotImplementedError, RuntimeError)
 
 
 class CorruptFileError(ValueError):
@@ -67,6 +72,34 @@ def atomic_write(path: PathOrFile, suffix: str = "") -> Iterator[BinaryIO]:
             os.unlink(temporary)
         raise
     _sync_folder(target.parent)
+    remove_stray_partial_files(target)
+
+
+def remove_stray_partial_files(target: pathlib.Path) -> list[pathlib.Path]:
+    """Remove the temporary files that saves to ``target`` left behind when their process was killed: those named
+    ``.<target name>.<pid>.<8 hex digits>.partial`` whose process no longer runs. Returns what was removed."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[0-9a-f]{{8}}{re.escape(PARTIAL_SUFFIX)}")
+    removed = []
+    for candidate in target.parent.iterdir():
+        match = pattern.fullmatch(candidate.name)
+        if match and not _process_runs(int(match.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                candidate.unlink()
+                removed.append(candidate)
+    return removed
+
+
+def _process_runs(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one of another user counts as running)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True
 
 
 def _sync_folder(folder: pathlib.Path) -> None:
@@ -106,7 +139,7 @@ def check_zip_archive(path: PathOrFile, suffix: str, required_members: Iterable[
             with zipfile.ZipFile(file) as archive:
                 damaged = archive.testzip()
                 missing = sorted(set(required_members) - set(archive.namelist()))
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as error:
+        except ZIP_READ_ERRORS as error:
             raise CorruptFileError(f"Cannot read {what} '{name}': the file is truncated or corrupt ({error})") from error
     if damaged is not None:
         raise CorruptFileError(f"Cannot read {what} '{name}': its part {damaged!r} is damaged (CRC check failed)")

@@ -22,6 +22,11 @@ Episodes
     resetting the game, as SB3's ``EpisodicLifeEnv``: the game goes on, and the frame stack starts over
     (older frames read 0) as ``VecFrameStack`` does after a ``done``. Game over and the time limit
     (``max_episode_steps`` agent steps) end the game: that env is reset in the same ``step``.
+    With ``fire_on_life_loss`` (default), in games that need FIRE to go on after a lost life (FIRE is their
+    action 1, as SB3's ``FireResetEnv`` checks), the first step after a lost life presses FIRE in place of
+    the agent's action, and its info says so: ``"executed_action"``. SB3's ``AtariWrapper`` does the same
+    with an extra FIRE step on the reset that follows the life loss; without it an untrained agent can
+    wait for the ball until the time limit.
 Infos (one dict per env, as ``DummyVecEnv`` builds them)
     ``"TimeLimit.truncated"`` in every info: True when the time limit, not the game, ended the episode.
     On ``done``: ``"terminal_observation"`` (``[frame_stack, screen_size, screen_size]`` uint8), the last
@@ -36,8 +41,9 @@ Where it differs from SB3's Python stack, because ale-py's vector env works this
   palette itself gives the values of OpenCV's RGB-to-gray conversion on Breakout's frames;
 * a game starts with 0 to ``noop_max - 1`` no-op frames (SB3: 1 to ``noop_max``) and presses FIRE for one
   frame (SB3: a FIRE step and a step of action 2, ``frame_skip`` frames each);
-* after a lost life the game goes on from the current frame, with no no-op or FIRE step in between, so the
-  agent presses FIRE itself where a game needs it;
+* after a lost life the game goes on from the current frame, with no no-op step in between, and FIRE takes
+  the place of the agent's next action (SB3: a FIRE step and a step of action 2 on the reset after the life
+  loss, which the agent does not see);
 * ``episode["l"]`` counts agent steps (SB3's ``Monitor`` sits below the frame skip and counts emulator
   frames, no-op and FIRE frames included);
 * step infos carry no ``lives`` or frame numbers (for an env reset in that step ale-py reports the values
@@ -52,6 +58,7 @@ import difflib
 import itertools
 import os
 import time
+import warnings
 from dataclasses import dataclass, fields
 from typing import Any, Optional, Sequence
 
@@ -62,6 +69,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
+from sb3_muzero.common.files import CorruptFileError
 from sb3_muzero.common.numbers import is_int
 
 ATARI_ENTRY_POINT = "ale_py.env:AtariEnv"
@@ -70,6 +78,7 @@ SUPPORTED_ID_FORMS = "'<Game>NoFrameskip-v4' (e.g. 'BreakoutNoFrameskip-v4') or 
 INT32_LIMIT = 2**31
 KEEP_RANDOM_STATE = -1
 MIN_ALE_PY_VERSION = (0, 12)  # same-step autoreset with "final_obs" in the vector env's infos
+FIRE_ACTION = 1  # in the minimal action set of every game that has FIRE
 
 
 def _import_ale_py():
@@ -120,6 +129,7 @@ class AtariOptions:
     frame_skip: int = 4
     noop_max: int = 30
     fire_on_reset: bool = True
+    fire_on_life_loss: bool = True
     terminal_on_life_loss: bool = True
     clip_reward: bool = True
     repeat_action_probability: Optional[float] = None
@@ -177,7 +187,7 @@ def parse_options(options: dict[str, Any], game: AtariGame) -> AtariOptions:
     for name in ("frame_skip", "screen_size", "frame_stack"):
         _check_int(name, getattr(parsed, name), minimum=1)
     _check_int("noop_max", parsed.noop_max, minimum=0)
-    for name in ("fire_on_reset", "terminal_on_life_loss", "clip_reward", "full_action_space"):
+    for name in ("fire_on_reset", "fire_on_life_loss", "terminal_on_life_loss", "clip_reward", "full_action_space"):
         _check_bool(name, getattr(parsed, name))
     repeat_action_probability = parsed.repeat_action_probability
     if repeat_action_probability is None:
@@ -193,6 +203,7 @@ def parse_options(options: dict[str, Any], game: AtariGame) -> AtariOptions:
         frame_skip=int(parsed.frame_skip),
         noop_max=int(parsed.noop_max),
         fire_on_reset=bool(parsed.fire_on_reset),
+        fire_on_life_loss=bool(parsed.fire_on_life_loss),
         terminal_on_life_loss=bool(parsed.terminal_on_life_loss),
         clip_reward=bool(parsed.clip_reward),
         repeat_action_probability=float(repeat_action_probability),
@@ -240,7 +251,7 @@ def make_atari_vec_env(env_id: str, n_envs: int, seed: Optional[int] = None, **o
         (sticky actions 0.25 by default).
     :param n_envs: number of games stepped together.
     :param seed: seeds the first reset: env ``i`` gets ``seed + i``; None for random seeds.
-    :param options: ``frame_skip=4, noop_max=30, fire_on_reset=True, terminal_on_life_loss=True,
+    :param options: ``frame_skip=4, noop_max=30, fire_on_reset=True, fire_on_life_loss=True, terminal_on_life_loss=True,
         clip_reward=True, repeat_action_probability=<id default>, max_episode_steps=<108000 // frame_skip>,
         full_action_space=False, screen_size=84, frame_stack=4, num_threads=<CPU cores, at most n_envs>``.
     :return: the vectorised env; observations uint8 ``[n_envs, frame_stack, screen_size, screen_size]``.
@@ -294,6 +305,12 @@ class AtariVecEnv(VecEnv):
         self._ale = self._vector_env.ale
         self.num_threads = num_threads
         self._action_meanings = [action.name for action in self._ale.get_action_set()]
+        # FIRE after a lost life where the game needs it (SB3's FireResetEnv test: FIRE is action 1 of 3 or more).
+        self._fires_after_life_loss = (
+            options.fire_on_life_loss and len(self._action_meanings) >= 3 and self._action_meanings[FIRE_ACTION] == "FIRE"
+        )
+        self._fire_pending = np.zeros(n_envs, dtype=bool)  # envs whose next step presses FIRE
+        self._fired = np.zeros(n_envs, dtype=bool)  # envs where FIRE replaced the agent's action in the step in flight
         self._paddle_strength = np.ones(n_envs, dtype=np.float32)
         self._lives = np.zeros(n_envs, dtype=np.int32)
         self._episode_returns = np.zeros(n_envs, dtype=np.float64)
@@ -319,12 +336,15 @@ class AtariVecEnv(VecEnv):
         :return: observations, uint8 ``[n_envs, frame_stack, screen_size, screen_size]``.
         """
         self._check_open()
+        self._drop_step_in_flight()
         ale_seeds = [KEEP_RANDOM_STATE if seed is None else int(seed) % INT32_LIMIT for seed in self._seeds]
-        observations, ale_info = self._ale.reset(list(range(self.num_envs)), ale_seeds)
+        observations, ale_info = self._in_env_order(*self._ale.reset(list(range(self.num_envs)), ale_seeds))
         self._lives = ale_info["lives"]
         self._episode_returns[:] = 0.0
         self._episode_lengths[:] = 0
         self._frames_before_life_loss[:] = 0
+        self._fire_pending[:] = False
+        self._fired[:] = False
         self.reset_infos = [{"lives": lives} for lives in self._lives.tolist()]
         self._reset_seeds()
         self._reset_options()
@@ -336,7 +356,14 @@ class AtariVecEnv(VecEnv):
         if not self._was_reset:
             self._check_open()
             raise RuntimeError(f"call reset() on this {type(self).__name__} before step()")
-        self._ale.send(self._checked_actions(actions), self._paddle_strength)
+        actions = self._checked_actions(actions)
+        self._drop_step_in_flight()
+        self._fired[:] = self._fire_pending
+        if self._fire_pending.any():
+            actions = np.where(self._fire_pending, FIRE_ACTION, actions)
+            self._fire_pending[:] = False
+        self._ale.send(actions, self._paddle_strength)
+        self._step_in_flight = True
 
     def step_wait(self) -> VecEnvStepReturn:
         """Wait for the step sent by ``step_async``.
@@ -344,13 +371,16 @@ class AtariVecEnv(VecEnv):
         :return: observations uint8 ``[n_envs, frame_stack, screen_size, screen_size]``, rewards float32
             ``[n_envs]``, dones bool ``[n_envs]``, one info dict per env.
         """
-        observations, game_rewards, terminated, truncated, ale_info = self._ale.recv()
+        observations, game_rewards, terminated, truncated, ale_info = self._in_env_order(*self._ale.recv())
+        self._step_in_flight = False
         self._episode_returns += game_rewards
         self._episode_lengths += 1
         game_over = terminated | truncated
         lives = ale_info["lives"]  # after the reset for the envs whose game ended
+        life_lost = (lives < self._lives) & (lives > 0) & ~game_over
+        if self._fires_after_life_loss:
+            self._fire_pending |= life_lost
         if self.options.terminal_on_life_loss:
-            life_lost = (lives < self._lives) & (lives > 0) & ~game_over
             dones = game_over | life_lost
         else:
             life_lost = None
@@ -358,6 +388,8 @@ class AtariVecEnv(VecEnv):
         self._lives = lives
         rewards = np.sign(game_rewards, dtype=np.float32) if self.options.clip_reward else game_rewards.astype(np.float32)
         infos = [{"TimeLimit.truncated": flag} for flag in truncated.tolist()]
+        for index in np.flatnonzero(self._fired).tolist():
+            infos[index]["executed_action"] = FIRE_ACTION
         if dones.any():
             self._end_episodes(observations, infos, game_over, life_lost, ale_info)
         if self._frames_before_life_loss.any():
@@ -414,6 +446,65 @@ class AtariVecEnv(VecEnv):
         np.subtract(
             self._frames_before_life_loss, 1, out=self._frames_before_life_loss, where=self._frames_before_life_loss > 0
         )
+
+    # ----------------------------------------------------------- steps in flight, results in env order
+
+    _step_in_flight = False  # a step_async whose results step_wait has not received yet
+
+    def _drop_step_in_flight(self) -> None:
+        """Receive (and drop) the results of a ``step_async`` that ``step_wait`` never received, e.g. because an
+        interrupt came in between: ale-py queues results, so without this every later ``step_wait`` would return the
+        results of the step before its own. The games, lives and scores stay right; the dropped step's observation,
+        reward and infos are lost."""
+        if self._step_in_flight:
+            warnings.warn(
+                f"{type(self).__name__}: the previous step_async was never followed by step_wait (interrupted?); its "
+                "results are received now and dropped, so that the next step_wait returns the results of its own step"
+            )
+            self.step_wait()
+
+    def _in_env_order(self, *results: Any) -> tuple[Any, ...]:
+        """ale-py's results (arrays ``[n_envs, ...]`` and an info dict of such arrays) in env order, by the
+        ``env_id`` ale-py reports with them.
+
+        :raise RuntimeError: the results are not one per env
+        """
+        env_ids = np.asarray(results[-1]["env_id"])
+        if np.array_equal(env_ids, np.arange(self.num_envs)):
+            return results
+        if not np.array_equal(np.sort(env_ids), np.arange(self.num_envs)):
+            raise RuntimeError(
+                f"ale-py returned results for envs {env_ids.tolist()}, expected one for each of {self.num_envs}"
+            )
+        order = np.argsort(env_ids)
+        info = {key: np.asarray(value)[order] for key, value in results[-1].items()}
+        return (*(np.asarray(result)[order] for result in results[:-1]), info)
+
+    # ----------------------------------------------------------------------- saved with a model
+
+    PLAIN_KIND = "atari_vec_env"
+    # Why a model saved with include=["env"] does not continue these games (MuZero.load warns with it).
+    resume_limitation = (
+        "ale-py's vector env cannot save or restore the emulators' states, so the games start anew (seeded from the "
+        "model's seed) and the replay starts new episodes; everything else continues exactly"
+    )
+
+    def plain_description(self) -> dict[str, Any]:
+        """What ``model.save(path, include=["env"])`` stores of this env: the id, the number of envs and the options
+        (not the emulators' states, see :attr:`resume_limitation`)."""
+        options = {name: getattr(self.options, name) for name in SUPPORTED_OPTIONS}
+        return {"env_id": self.game.env_id, "n_envs": self.num_envs, "options": options}
+
+    @classmethod
+    def from_plain_description(cls, description: dict[str, Any]) -> AtariVecEnv:
+        """A new env with the settings of a :meth:`plain_description` (checked as ``make_atari_vec_env`` checks them).
+
+        :raise CorruptFileError: the description lacks a part
+        """
+        options = description.get("options")
+        if not isinstance(options, dict) or "env_id" not in description or "n_envs" not in description:
+            raise CorruptFileError(f"an Atari env description needs env_id, n_envs and options, got {sorted(description)}")
+        return make_atari_vec_env(description["env_id"], description["n_envs"], **options)
 
     # ------------------------------------------------------------------------- VecEnv attributes
 

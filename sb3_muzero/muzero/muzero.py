@@ -1,3 +1,5 @@
+import math
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar, Optional, TypeVar, Union
 
@@ -5,12 +7,16 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import LinearSchedule, obs_as_tensor
+from stable_baselines3.common.preprocessing import is_image_space_channels_first
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, RolloutReturn, Schedule, TrainFreq, TrainFrequencyUnit
+from stable_baselines3.common.utils import LinearSchedule, obs_as_tensor, should_collect_more_steps
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStack, VecTransposeImage
 
+from sb3_muzero.common.interrupts import interrupts_deferred
 from sb3_muzero.common.nonfinite import NONFINITE_MODES, searchable_observations, steps_to_store
 from sb3_muzero.common.numbers import is_int
 from sb3_muzero.mcts import SearchSettings
@@ -20,6 +26,7 @@ from sb3_muzero.muzero.latent import scale_gradient
 from sb3_muzero.muzero.losses import cross_entropy
 from sb3_muzero.muzero.persistence import PersistenceMixin
 from sb3_muzero.muzero.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, MuZeroPolicy
+from sb3_muzero.muzero.support import h_inverse
 from sb3_muzero.replay import MuZeroReplayBuffer, ReplaySample
 
 SelfMuZero = TypeVar("SelfMuZero", bound="MuZero")
@@ -27,7 +34,7 @@ SelfMuZero = TypeVar("SelfMuZero", bound="MuZero")
 OPTIMIZERS: dict[str, type[th.optim.Optimizer]] = {"adam": th.optim.Adam, "adamw": th.optim.AdamW, "sgd": th.optim.SGD}
 SUPPORTED_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Dict)
 # Hyperparameters checked at construction (the search settings are checked by SearchSettings): integers with their
-# minimum, and reals with (low, high, low excluded).
+# minimum, and reals with (low, high, low excluded); reals must be finite, but for those in INFINITY_ALLOWED.
 INTEGER_MINIMUMS = dict(
     num_unroll_steps=1, td_steps=1, buffer_size=1, batch_size=1, learning_starts=0, target_update_interval=0
 )
@@ -45,6 +52,8 @@ REAL_INTERVALS = dict(
     max_grad_norm=(0.0, np.inf, True),
     weight_decay=(0.0, np.inf, False),
 )
+INFINITY_ALLOWED = ("max_grad_norm",)  # no clipping
+LEARNING_RATE_CHECKPOINTS = np.linspace(1.0, 0.0, 11)  # progress_remaining where the learning rate is checked
 
 
 class MuZero(PersistenceMixin, OffPolicyAlgorithm):
@@ -158,6 +167,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         device: Union[th.device, str] = "auto",
         _init_setup_model: bool = True,
     ):
+        warn_if_no_gpu(device)
         super().__init__(
             policy,
             env,
@@ -242,10 +252,13 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
                 f"parts; got {self.observation_space}"
             )
         if self.augmentation and not (
-            isinstance(self.observation_space, spaces.Box) and len(self.observation_space.shape) == 3
+            isinstance(self.observation_space, spaces.Box)
+            and len(self.observation_space.shape) == 3
+            and is_image_space_channels_first(self.observation_space)
         ):
             raise ValueError(
-                f"augmentation {self.augmentation} needs image observations [C, H, W], got {self.observation_space}"
+                f"augmentation {self.augmentation} needs image observations [C, H, W] (channel-first), got "
+                f"{self.observation_space}"
             )
 
     def _check_hyperparameters(self) -> None:
@@ -256,17 +269,34 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
         for name, (low, high, low_open) in REAL_INTERVALS.items():
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and (low < value if low_open else low <= value) and value <= high):
-                interval = f"{'(' if low_open else '['}{low}, {'inf)' if high == np.inf else f'{high}]'}"
-                raise ValueError(f"{name} must be in {interval}, got {value!r}")
+            infinite_ok = name in INFINITY_ALLOWED
+            if not (
+                isinstance(value, (int, float))
+                and (math.isfinite(value) or (infinite_ok and value == math.inf))
+                and (low < value if low_open else low <= value)
+                and value <= high
+            ):
+                upper = ("inf]" if infinite_ok else "inf)") if high == np.inf else f"{high}]"
+                raise ValueError(f"{name} must be in {'(' if low_open else '['}{low}, {upper}, got {value!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Unknown optimizer {self.optimizer!r}; supported: {', '.join(OPTIMIZERS)}")
         if self.on_nonfinite not in NONFINITE_MODES:
             raise ValueError(f"Unknown on_nonfinite {self.on_nonfinite!r}; supported: {', '.join(NONFINITE_MODES)}")
 
+    def _check_learning_rate(self) -> None:
+        """The learning rate is finite and >= 0 over the whole run (checked at 11 points of its schedule)."""
+        for progress in LEARNING_RATE_CHECKPOINTS:
+            rate = self.lr_schedule(float(progress))
+            if not (math.isfinite(rate) and rate >= 0):
+                raise ValueError(
+                    f"learning_rate gives {rate:.4g} at progress_remaining={progress:.1f}: learning rates must be finite "
+                    "and >= 0 over the whole run (progress_remaining goes from 1 to 0)"
+                )
+
     def _setup_model(self) -> None:
         self._check_arguments()
         self._setup_lr_schedule()
+        self._check_learning_rate()
         self.set_random_seed(self.seed)
         if self.replay_buffer is None:
             replay_kwargs = dict(alpha=self.prioritized_replay_alpha, frame_stack=detect_frame_stack(self.env))
@@ -337,7 +367,13 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             raise ValueError("MuZero does not support VecNormalize(norm_reward=True); normalize observations only")
         if reset_num_timesteps or self._last_obs is None:
             self.replay_buffer.start_new_episodes(self.n_envs)
-        return super()._setup_learn(int(total_timesteps), callback, reset_num_timesteps, tb_log_name, progress_bar)
+        end, callback = super()._setup_learn(int(total_timesteps), callback, reset_num_timesteps, tb_log_name, progress_bar)
+        if end <= self.learning_starts:
+            warnings.warn(
+                f"This learn() call ends at {end:,} env steps, not past learning_starts={self.learning_starts:,}: "
+                "it only collects, no gradient step will run; give a budget above learning_starts (or lower it)"
+            )
+        return end, callback
 
     def learn(
         self: SelfMuZero,
@@ -356,6 +392,47 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+    def collect_rollouts(
+        self,
+        env: VecEnv,
+        callback: BaseCallback,
+        train_freq: TrainFreq,
+        replay_buffer: ReplayBuffer,
+        action_noise: Optional[ActionNoise] = None,
+        learning_starts: int = 0,
+        log_interval: Optional[int] = None,
+    ) -> RolloutReturn:
+        """SB3's ``collect_rollouts`` with each env step stored before the callbacks see it, and Ctrl-C held back from
+        ``env.step`` until the step is stored: an interrupt (or a callback that raises, or stops training) leaves
+        the counters, the last observations and the replay consistent, so ``learn(..., reset_num_timesteps=False)``
+        goes on storing only true transitions. (MuZero has no action noise and no gSDE.)"""
+        self.policy.set_training_mode(False)
+        num_collected_steps, num_collected_episodes = 0, 0
+        assert train_freq.frequency > 0, "Should at least collect one step or episode."
+        if env.num_envs > 1:
+            assert train_freq.unit == TrainFrequencyUnit.STEP, "You must use only one env when doing episodic training."
+        callback.on_rollout_start()
+        while should_collect_more_steps(train_freq, num_collected_steps, num_collected_episodes):
+            actions, buffer_actions = self._sample_action(learning_starts, action_noise, env.num_envs)
+            with interrupts_deferred():
+                new_obs, rewards, dones, infos = env.step(actions)
+                self.num_timesteps += env.num_envs
+                num_collected_steps += 1
+                self._update_info_buffer(infos, dones)
+                self._store_transition(replay_buffer, buffer_actions, new_obs, rewards, dones, infos)  # type: ignore[arg-type]
+                self._update_current_progress_remaining(self.num_timesteps, self._total_timesteps)
+                self._on_step()
+                ended = int(np.sum(dones))
+                num_collected_episodes += ended
+                self._episode_num += ended
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return RolloutReturn(num_collected_steps * env.num_envs, num_collected_episodes, continue_training=False)
+            if log_interval is not None and self._episode_num // log_interval > (self._episode_num - ended) // log_interval:
+                self.dump_logs()  # the episode count passed a multiple of log_interval
+        callback.on_rollout_end()
+        return RolloutReturn(num_collected_steps * env.num_envs, num_collected_episodes, continue_training=True)
 
     def _on_step(self) -> None:
         self.temperature = self.temperature_schedule(self._current_progress_remaining)
@@ -398,7 +475,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         keep = steps_to_store(self._last_original_obs, reward, truncated, infos, self.on_nonfinite, self.num_timesteps)
         self.replay_buffer.add(
             self._last_original_obs,
-            buffer_action,
+            executed_actions(buffer_action, infos),
             reward,
             visit_distribution,
             root_values,
@@ -459,7 +536,10 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         """One update on a batch of K-step unrolls, as in the paper's ``update_weights``; returns the losses."""
         observations, next_observations = self._training_observations(sample)
         to_tensor = lambda array: th.as_tensor(array, device=self.device)  # noqa: E731
-        value_targets = to_tensor(self._value_targets(sample))
+        value_targets_array = self._value_targets(sample)
+        if not np.isfinite(value_targets_array).all():
+            raise self._refused_update(sample, value_targets_array, "its value targets are not finite")
+        value_targets = to_tensor(value_targets_array)
         value_mask, policy_mask = to_tensor(sample.value_mask), to_tensor(sample.policy_mask)
         policy_targets, actions = to_tensor(sample.policy_targets), to_tensor(sample.actions)
         reward_targets, reward_mask = to_tensor(sample.reward_targets), to_tensor(sample.reward_mask)
@@ -500,7 +580,10 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         loss = (weights * per_sample).mean()
         self.policy.optimizer.zero_grad()
         loss.backward()
-        th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+        gradient_norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+        if not th.isfinite(gradient_norm):
+            self.policy.optimizer.zero_grad()
+            raise self._refused_update(sample, value_targets_array, f"its loss is {loss.item():.4g}, its gradients not finite")
         self.policy.optimizer.step()
 
         # Priorities: how far the stored search value was from the value target (MuZero appendix G).
@@ -514,6 +597,23 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             "consistency_loss": (weights * consistency_loss).mean().item(),
             "value_error": (predicted_value - value_targets[:, 0]).abs().mean().item(),
         }
+
+    def _refused_update(self, sample: ReplaySample, value_targets: np.ndarray, cause: str) -> FloatingPointError:
+        """The error for update ``_n_updates + 1``, which would make the parameters or priorities NaN or infinite
+        (``cause`` says how), with the sizes that usually cause it."""
+        largest_reward, largest_value = float(np.abs(sample.reward_targets).max()), float(np.abs(value_targets).max())
+        representable = ""
+        if self.policy.value_representation == "categorical":
+            limit = float(h_inverse(th.tensor(float(self.policy.support_size), dtype=th.float64)))
+            representable = (
+                f"; the value and reward supports represent up to +-{limit:.4g} (support_size={self.policy.support_size})"
+            )
+        return FloatingPointError(
+            f"Update {self._n_updates + 1} would make the parameters or priorities NaN or infinite ({cause}), so it was not "
+            f"applied. Its batch has rewards up to {largest_reward:.4g} and value targets up to {largest_value:.4g} in "
+            f"magnitude{representable}: rewards this large overflow the float32 arithmetic of the targets and losses. "
+            "Scale or clip the env's rewards (e.g. a gymnasium TransformReward wrapper)."
+        )
 
     def _training_observations(self, sample: ReplaySample) -> tuple[th.Tensor, Optional[th.Tensor]]:
         """The sampled observations [B, ...] and, for the consistency loss, the next ones [B, K, ...], as tensors
@@ -558,16 +658,40 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         return self._vec_normalize_env.normalize_obs(observations)
 
 
+def executed_actions(actions: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
+    """The actions [n_envs] the envs took: the chosen ones, except where an env's info names another
+    (``"executed_action"``: :func:`~sb3_muzero.make_atari_vec_env` presses FIRE after a lost life)."""
+    replaced = [(index, info["executed_action"]) for index, info in enumerate(infos) if "executed_action" in info]
+    if not replaced:
+        return actions
+    actions = np.array(actions, copy=True)
+    for index, action in replaced:
+        actions[index] = action
+    return actions
+
+
+def warn_if_no_gpu(device: Union[th.device, str]) -> None:
+    """Warn when ``device`` asks for a GPU that torch does not see (SB3 then runs on the CPU without a word)."""
+    if device != "auto" and th.device(device).type == "cuda" and not th.cuda.is_available():
+        warnings.warn(
+            f"device={str(device)!r} asks for a GPU, but torch sees none (torch.cuda.is_available() is False): "
+            "MuZero runs on the CPU",
+            stacklevel=3,
+        )
+
+
 def detect_frame_stack(env: Optional[VecEnv]) -> int:
     """How many frames the env stacks along the first axis of its observations (1 if it does not stack).
 
     Knows SB3's ``VecFrameStack`` (channel-first, or channel-last under the ``VecTransposeImage`` SB3 adds for
-    image observations) and envs that say so with a ``frame_stack`` attribute.
+    image observations; over Dict observations the stacks are stored whole) and envs that say so with a
+    ``frame_stack`` attribute.
     """
     transposed = False
     while env is not None:
         if isinstance(env, VecFrameStack):
-            return env.stacked_obs.n_stack if env.stacked_obs.channels_first or transposed else 1
+            channels_first = getattr(env.stacked_obs, "channels_first", None)  # None: Dict observations, stacked whole
+            return env.stacked_obs.n_stack if channels_first or (channels_first is not None and transposed) else 1
         transposed = transposed or isinstance(env, VecTransposeImage)
         if not isinstance(env, VecEnvWrapper):
             frame_stack = getattr(env, "frame_stack", 1)

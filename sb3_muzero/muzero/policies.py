@@ -1,5 +1,7 @@
 """MuZero policies: representation h, dynamics g and prediction f, and the batched search that acts with them."""
 
+import json
+import pickle
 from typing import Any, Optional
 
 import numpy as np
@@ -14,17 +16,36 @@ from stable_baselines3.common.torch_layers import (
     create_mlp,
 )
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.common.utils import ConstantSchedule, get_device
 from torch import nn
 
-from sb3_muzero.common.files import atomic_write, check_zip_archive
+from sb3_muzero.common.files import CorruptFileError, atomic_write, check_zip_archive
+from sb3_muzero.common.legacy_pickle import RefusedPickle, restricted_pickle_module
 from sb3_muzero.common.numbers import is_int
+from sb3_muzero.common.plain_data import UNSAFE_HINT, from_plain, plain_or_pickled
 from sb3_muzero.mcts import RecurrentOutput, RootInput, SearchResult, SearchSettings, search
 from sb3_muzero.muzero.latent import scale_latent
 from sb3_muzero.muzero.losses import cross_entropy
-from sb3_muzero.muzero.residual import AtariEncoder, ResidualDynamics, ResidualPrediction
+from sb3_muzero.muzero.residual import ENCODERS, ResidualDynamics, ResidualPrediction
 from sb3_muzero.muzero.support import h, h_inverse, scalar_to_support, support_to_scalar
 
 VALUE_REPRESENTATIONS = ("categorical", "scalar")
+PLAIN_ARGUMENTS = "plain_data"  # the constructor arguments in a policy file, as plain JSON
+# Values and rewards beyond h^-1(support_size) are clipped to the support; MuZero's Atari network uses 300.
+MAX_SUPPORT_SIZE = 10_000
+
+
+def support_size_message(support_size: int) -> str:
+    """Why ``support_size`` is refused, with the memory its distributions would take."""
+    bins = 2 * support_size + 1
+    megabytes = bins * 4 / 2**20
+    covered = float(h_inverse(th.tensor(float(MAX_SUPPORT_SIZE), dtype=th.float64)))
+    return (
+        f"support_size must be at most {MAX_SUPPORT_SIZE} (which covers values up to +-{covered:.3g}), got {support_size}: "
+        f"each value and reward distribution would have {bins:,} bins ({megabytes:.1f} MiB in float32), and training "
+        f"holds 2 x (num_unroll_steps + 1) x batch_size of them with their gradients (e.g. "
+        f"{3 * 2 * 6 * 128 * megabytes / 1024:.1f} GiB for 5 unroll steps and a batch of 128)"
+    )
 
 
 class MlpDynamics(nn.Module):
@@ -133,6 +154,8 @@ class MuZeroPolicy(BasePolicy):
             raise ValueError(f"Unknown value_representation {value_representation!r}; supported: {VALUE_REPRESENTATIONS}")
         if not is_int(support_size) or support_size < 1:
             raise ValueError(f"support_size must be an integer >= 1, got {support_size!r}")
+        if support_size > MAX_SUPPORT_SIZE:
+            raise ValueError(support_size_message(support_size))
         if not is_int(latent_dim) or latent_dim < 1:
             raise ValueError(f"latent_dim must be an integer >= 1, got {latent_dim!r}")
         self.net_arch = net_arch
@@ -150,6 +173,13 @@ class MuZeroPolicy(BasePolicy):
     # --- networks --------------------------------------------------------------------------------------
 
     def _layer_sizes(self) -> dict[str, list[int]]:
+        sizes = self._named_layer_sizes()
+        for name, layers in sizes.items():
+            if not all(is_int(size) and size >= 1 for size in layers):
+                raise ValueError(f"net_arch sizes must be integers >= 1, got {layers} for the {name} network")
+        return sizes
+
+    def _named_layer_sizes(self) -> dict[str, list[int]]:
         if self.net_arch is None:
             return {
                 name: [64] if self.features_extractor_class == NatureCNN else [128]
@@ -270,18 +300,31 @@ class MuZeroPolicy(BasePolicy):
         return th.as_tensor(result.action, device=self.device)
 
     def save(self, path: str) -> None:
-        """SB3's ``policy.save``, written to a temporary file renamed into place (never half-written)."""
+        """SB3's ``policy.save`` with the constructor arguments as plain data (no pickle), written to a temporary file
+        renamed into place (never half-written)."""
+        arguments = {name: plain_or_pickled(name, value) for name, value in self._get_constructor_parameters().items()}
         with atomic_write(path) as file:
-            super().save(file)  # type: ignore[arg-type]
+            th.save({"state_dict": self.state_dict(), PLAIN_ARGUMENTS: json.dumps(arguments)}, file)
 
     @classmethod
-    def load(cls, path: str, device: th.device | str = "auto") -> "MuZeroPolicy":
-        """SB3's ``policy.load``, after checking that the file is complete (torch's format is a zip archive).
+    def load(cls, path: str, device: th.device | str = "auto", allow_unsafe_pickle: bool = False) -> "MuZeroPolicy":
+        """SB3's ``policy.load``, after checking that the file is complete (torch's format is a zip archive), without
+        running anything from it: tensors are read with ``weights_only=True``, the constructor arguments from their
+        plain description (or, in files of earlier versions, with the allowlist of
+        :mod:`sb3_muzero.common.legacy_pickle`).
 
+        :param allow_unsafe_pickle: also read arguments the file pickles beyond that allowlist (unpickling can run any
+            code the file carries: only for files you trust)
         :raise CorruptFileError: the file is truncated or damaged
+        :raise ValueError: the file holds a pickle and ``allow_unsafe_pickle`` is False
         """
         check_zip_archive(path, "", (), "policy")
-        return super().load(path, device)
+        device = get_device(device)
+        state_dict, arguments = _read_policy_file(path, device, allow_unsafe_pickle)
+        policy = cls(**arguments)
+        policy.load_state_dict(state_dict)
+        policy.to(device)
+        return policy
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -294,7 +337,7 @@ class MuZeroPolicy(BasePolicy):
                 value_representation=self.value_representation,
                 projection_dim=self.projection_dim,
                 search_settings=self.search_settings.as_dict(),
-                lr_schedule=self._dummy_schedule,
+                lr_schedule=ConstantSchedule(0.0),  # a policy file has no optimizer state: SB3's dummy schedule
                 optimizer_class=self.optimizer_class,
                 optimizer_kwargs=self.optimizer_kwargs,
                 features_extractor_class=self.features_extractor_class,
@@ -304,20 +347,55 @@ class MuZeroPolicy(BasePolicy):
         return data
 
 
+def _read_policy_file(path: str, device: th.device, allow_unsafe_pickle: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(state dict, constructor arguments) of a policy file, of this version or an earlier one."""
+    try:
+        saved = th.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:  # a file of an earlier version: SB3's, with the arguments pickled
+        saved = _read_pickled_policy_file(path, device, allow_unsafe_pickle)
+        return saved["state_dict"], saved["data"]
+    if not isinstance(saved, dict) or "state_dict" not in saved or PLAIN_ARGUMENTS not in saved:
+        raise CorruptFileError(f"Cannot read policy '{path}': it is no policy file (no state_dict and {PLAIN_ARGUMENTS})")
+    try:
+        arguments = from_plain(json.loads(saved[PLAIN_ARGUMENTS]), allow_unsafe_pickle)
+    except CorruptFileError as error:
+        raise CorruptFileError(f"Cannot read policy '{path}': its arguments are malformed: {error}") from error
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"Cannot load policy '{path}': {error}") from error
+    return saved["state_dict"], arguments
+
+
+def _read_pickled_policy_file(path: str, device: th.device, allow_unsafe_pickle: bool) -> dict[str, Any]:
+    try:
+        return th.load(path, map_location=device, weights_only=False, pickle_module=restricted_pickle_module)
+    except RefusedPickle as refused:
+        if not allow_unsafe_pickle:
+            raise ValueError(
+                f"Cannot load policy '{path}': it is a file of SB3 or an earlier sb3-muzero whose pickled arguments hold "
+                f"{refused}, which loading does not build by default; {UNSAFE_HINT}"
+            ) from refused
+    return th.load(path, map_location=device, weights_only=False)
+
+
 MlpPolicy = MuZeroPolicy
 
 
 class CnnPolicy(MuZeroPolicy):
-    """MuZero's residual Atari network (:mod:`sb3_muzero.muzero.residual`) for channel-first image observations.
+    """MuZero's residual Atari network (:mod:`sb3_muzero.muzero.residual`) for image observations.
 
-    The representation is the features extractor (:class:`~sb3_muzero.muzero.residual.AtariEncoder` by default:
-    84x84 frames -> a 6x6 latent); dynamics and prediction are residual towers with small heads.
+    The representation is the features extractor: ``encoder="residual"``
+    (:class:`~sb3_muzero.muzero.residual.AtariEncoder`, the paper's network: 84x84 frames -> a 6x6 latent, small
+    frames halved fewer times) or ``encoder="strided"`` (:class:`~sb3_muzero.muzero.residual.StridedEncoder`,
+    DQN's strided convolutions -> a 7x7 latent, sized for CPUs), unless ``features_extractor_class`` names
+    another. Observations are channel-first [C, H, W], or channel-last [H, W, C] as SB3 detects it, which the
+    encoders transpose. Dynamics and prediction are residual towers with small heads.
 
     :param channels: channels of the latent
     :param num_blocks: residual blocks per stage of the representation, and in the dynamics and the prediction
-    :param normalization: "batch" or "layer"
+    :param normalization: "batch", "layer" or "none"
     :param head_channels: channels the heads reduce the latent to
     :param head_hidden: hidden layer sizes of the heads' MLPs
+    :param encoder: "residual" or "strided"
     """
 
     def __init__(
@@ -330,12 +408,16 @@ class CnnPolicy(MuZeroPolicy):
         normalization: str = "batch",
         head_channels: int = 16,
         head_hidden: Optional[list[int]] = None,
+        encoder: str = "residual",
         **kwargs,
     ):
+        if encoder not in ENCODERS:
+            raise ValueError(f"Unknown encoder {encoder!r}; supported: {', '.join(ENCODERS)}")
         self.channels, self.num_blocks, self.normalization = channels, num_blocks, normalization
         self.head_channels, self.head_hidden = head_channels, list(head_hidden or [32])
-        kwargs.setdefault("features_extractor_class", AtariEncoder)
-        if kwargs["features_extractor_class"] is AtariEncoder:
+        self.encoder = encoder
+        kwargs.setdefault("features_extractor_class", ENCODERS[encoder])
+        if kwargs["features_extractor_class"] is ENCODERS[encoder]:
             encoder_kwargs = dict(channels=channels, num_blocks=num_blocks, normalization=normalization)
             kwargs["features_extractor_kwargs"] = {**encoder_kwargs, **(kwargs.get("features_extractor_kwargs") or {})}
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
@@ -358,7 +440,7 @@ class CnnPolicy(MuZeroPolicy):
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data.update(channels=self.channels, num_blocks=self.num_blocks, normalization=self.normalization,
-                    head_channels=self.head_channels, head_hidden=self.head_hidden)  # fmt: skip
+                    head_channels=self.head_channels, head_hidden=self.head_hidden, encoder=self.encoder)  # fmt: skip
         return data
 
 

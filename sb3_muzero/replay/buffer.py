@@ -41,7 +41,7 @@ from gymnasium import spaces
 
 from sb3_muzero.common.files import CorruptFileError
 from sb3_muzero.common.numbers import is_int
-from sb3_muzero.replay import targets
+from sb3_muzero.replay import targets, validation
 from sb3_muzero.replay.sum_tree import SumTree
 
 ObservationBatch = Union[np.ndarray, dict[str, np.ndarray]]
@@ -164,10 +164,12 @@ class MuZeroReplayBuffer:
         :raise CorruptFileError: the state is inconsistent
         """
         state = dict(state)
+        validation.check_scalars(state, source)
         try:
             reference = cls(1, observation_space, action_space, gamma=state["gamma"], frame_stack=state["frame_stack"])
         except ValueError as error:
             raise ValueError(f"The replay buffer in {source} does not fit this model: {error}") from error
+        validation.check_kinds(state, reference.state(), source)
         buffer = cls.__new__(cls)
         for name in [name for name in state if name.endswith(".tree")]:
             tree = SumTree.__new__(SumTree)
@@ -178,10 +180,18 @@ class MuZeroReplayBuffer:
         buffer.observation_space, buffer.action_space = observation_space, action_space
         buffer._check_spaces_against(reference, source, described)
         buffer._check_layout_against(reference, source, described)
+        validation.check_contents(buffer, source)
         return buffer
 
     def _check_spaces_against(self, reference: "MuZeroReplayBuffer", source: str, described: dict[str, str]) -> None:
         """The stored observations and actions are those of the reference's spaces."""
+        stored_keys, expected_keys = set(getattr(self, "observations", {})), set(reference._stored_observation_spaces())
+        if stored_keys != expected_keys:
+            raise ValueError(
+                f"The replay buffer in {source} stores observations ({described['observation_space']}) under the keys "
+                f"{sorted(stored_keys)}; this model's observation space {reference.observation_space} has "
+                f"{sorted(expected_keys)}"
+            )
         for key, (shape, dtype) in reference._stored_observation_spaces().items():
             stored = getattr(self, "observations", {}).get(key)
             if stored is None or stored.shape[1:] != shape or stored.dtype != dtype:

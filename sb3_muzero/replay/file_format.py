@@ -20,14 +20,13 @@ only once it has been read and checked completely.
 import contextlib
 import json
 import os
-import zipfile
 from collections.abc import Iterator
 from typing import Any, Union
 
 import numpy as np
 from gymnasium import spaces
 
-from sb3_muzero.common.files import CorruptFileError, PathOrFile, atomic_write, readable
+from sb3_muzero.common.files import ZIP_READ_ERRORS, CorruptFileError, PathOrFile, atomic_write, readable
 from sb3_muzero.replay.buffer import MuZeroReplayBuffer
 from sb3_muzero.version import __version__
 
@@ -132,7 +131,7 @@ def _reading(name: str) -> Iterator[None]:
     """Turn what a damaged or truncated archive raises into a :class:`CorruptFileError` naming the file."""
     try:
         yield
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+    except (*ZIP_READ_ERRORS, ValueError) as error:
         raise CorruptFileError(f"Cannot read replay buffer '{name}': the file is truncated or corrupt ({error})") from error
 
 

@@ -15,7 +15,8 @@ MuZero's defaults in the experiment manager, each only where the command line do
 - torch threads: :data:`DEFAULT_NUM_THREADS` except on Atari (``--num-threads``): the fully connected
   networks are small; the Atari section's convolutions gain from more threads;
 - evaluation during training: every ``n_timesteps / DEFAULT_EVALUATIONS`` env steps, at most rl-zoo3's 25,000
-  (``--eval-freq``), so that a run shorter than 25,000 steps is evaluated too;
+  (``--eval-freq``), so that a run shorter than 25,000 steps is evaluated too, and at least every
+  ``MIN_VECTOR_STEPS_BETWEEN_EVALUATIONS`` vector steps (``-n 100`` with 8 envs: once, after 80 steps);
 - hyperparameter search: :data:`DEFAULT_EVALUATIONS` intermediate evaluations per trial, reported to Optuna
   for pruning (``--n-evaluations``; rl-zoo3 would make one per 100,000 steps), and
   ``min(10, max(1, n_trials // 4))`` start-up trials for the sampler and the pruner (``--n-startup-trials``;
@@ -34,6 +35,7 @@ ALGO = "muzero"
 HYPERPARAMS_PATH = HYPERPARAMS_FILE  # the package's muzero.yml, read by rl-zoo3 without -conf
 DEFAULT_NUM_THREADS = 1
 DEFAULT_EVALUATIONS = 10
+MIN_VECTOR_STEPS_BETWEEN_EVALUATIONS = 10  # so that short runs (-n 100) do not evaluate at every vector step
 MARKER = "_sb3_muzero_patched"
 RL_ZOO3_MODULES = ("rl_zoo3.utils", "rl_zoo3.hyperparams_opt", "rl_zoo3.exp_manager")
 
@@ -155,9 +157,13 @@ def _apply_defaults(manager: Any) -> None:
 
 
 def _apply_evaluation_default(manager: Any) -> None:
-    """Evaluate ``DEFAULT_EVALUATIONS`` times during training (``n_timesteps`` is known once the file is read)."""
-    if not _typed("--eval-freq") and 0 < manager.n_timesteps // DEFAULT_EVALUATIONS < manager.eval_freq:
-        manager.eval_freq = manager.n_timesteps // DEFAULT_EVALUATIONS
+    """Evaluate ``DEFAULT_EVALUATIONS`` times during training (``n_timesteps`` and ``n_envs`` are known once the file is
+    read), at most once every :data:`MIN_VECTOR_STEPS_BETWEEN_EVALUATIONS` vector steps."""
+    if _typed("--eval-freq"):
+        return
+    interval = max(manager.n_timesteps // DEFAULT_EVALUATIONS, MIN_VECTOR_STEPS_BETWEEN_EVALUATIONS * manager.n_envs)
+    if interval < manager.eval_freq and interval <= manager.n_timesteps:
+        manager.eval_freq = interval
         if not manager.optimize_hyperparameters:
             _say(manager, f"evaluation every {manager.eval_freq} steps (--eval-freq)")
 
