@@ -12,7 +12,6 @@ evaluation >= 475, or with ``--full-budget`` at the end of the whole budget (the
 """
 
 import argparse
-import ast
 import json
 import statistics
 import sys
@@ -26,7 +25,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_muzero import MuZero
 from sb3_muzero.common.numbers import refuse_options_below
-from sb3_muzero.hyperparams import muzero_settings, zoo_value
+from sb3_muzero.hyperparams import muzero_settings, parse_overrides
 
 THRESHOLD = 475.0
 
@@ -76,14 +75,6 @@ def run(seed: int, stop_at_threshold: bool, overrides: dict, n_timesteps: int | 
     )
 
 
-def _literal(text: str):
-    """A Python literal, or the text itself (e.g. ``lin_1e-3``)."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
@@ -102,11 +93,11 @@ def main() -> None:
     refuse_options_below(
         parser, (("--seeds", args.seeds, 1), ("--threads", args.threads, 1), ("--n-timesteps", args.n_timesteps, 1))
     )
-    malformed = [item for item in args.set if "=" not in item]
-    if malformed:
-        parser.error(f"--set takes KEY=VALUE items, got {malformed}")
+    try:
+        overrides = parse_overrides(args.set)
+    except ValueError as error:
+        parser.error(str(error))
     th.set_num_threads(args.threads)
-    overrides = {key: zoo_value(key, _literal(value)) for key, value in (item.split("=", 1) for item in args.set)}
     results = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         results.append(run(seed, not args.full_budget, overrides, args.n_timesteps))

@@ -1,7 +1,11 @@
-"""Command-line checks of the benchmark scripts: bad arguments stop with a usage error before any training."""
+"""Command-line checks of the benchmark scripts (bad arguments stop with a usage error before any training), and the
+GPU check's dry run."""
 
 import importlib.util
 import json
+import os
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -92,6 +96,31 @@ def test_episodes_benchmark_plays_the_episodes_one_by_one_would(tmp_path):
         expected.append(total)
     np.testing.assert_array_equal(returns, expected)
     assert expected[:-1] != expected[1:]  # neighbouring seeds give different episodes, so a shifted seed would show
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_runs_every_step_and_plans_under_nine_minutes_of_gpu_time(tmp_path):
+    """``bash benchmarks/gpu_check.sh OUT --dry-run``: every step of the GPU check with tiny sizes on the CPU."""
+    environment = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(["bash", str(BENCHMARKS / "gpu_check.sh"), str(tmp_path / "out"), "--dry-run"], cwd=tmp_path,
+                               env=environment, capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
+    planned = re.search(r"^planned GPU time: (\d+) s", completed.stdout, re.MULTILINE)
+    assert planned and int(planned[1]) < 9 * 60
+    steps = [json.loads(line) for line in (tmp_path / "out" / "summary.jsonl").read_text().splitlines()]
+    assert [step["step"] for step in steps] == ["tests", "bench_mcts", "bench_mctx", "search_overhead", "training"]
+    assert all(step["status"] == 0 and step["seconds"] <= step["limit_s"] for step in steps), steps
+    results = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    by_kind = {result.get("impl", result.get("bench", result.get("device"))): result for result in results}
+    assert by_kind["cpu-numba-1t"]["batch"] == 8 and by_kind["cpu-numba-1t"]["ms_per_search"] > 0
+    assert "skipped" in by_kind.get("mctx", {}) or any(kind.startswith("mctx-jax") for kind in by_kind)
+    assert by_kind["cpu"]["tree_overhead"] is not None  # bench_search_overhead's line
+    assert by_kind["training"]["env_steps_per_s"] > 0 and by_kind["training"]["gradient_steps_per_s"] > 0
+    assert "skipped" in (tmp_path / "out" / "tests.log").read_text()  # the gpu tests ran, skipped without a GPU
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == sorted(
+        [f"{name}.log" for name in ("machine", "tests", "bench_mcts", "bench_mctx", "search_overhead", "training")]
+        + ["summary.jsonl", "results.jsonl"]
+    )  # at most 8 files, which the GPU machine's tool brings back
 
 
 TINY_MUZERO = [

@@ -329,3 +329,57 @@ def test_sb3_muzero_train_needs_no_hook_and_rl_zoo3_train_needs_it(tmp_path):
     assert (tmp_path / "logs/muzero/CartPole-v1_1/CartPole-v1.zip").is_file()
     without_hook = zoo(f"train {arguments}", cwd=tmp_path, **off)
     assert without_hook.returncode != 0 and "invalid choice: 'muzero'" in without_hook.stdout
+
+
+# python -m sb3_muzero.push_to_hub (rl-zoo3's push_to_hub) with the Hub's three calls replaced: create_repo and
+# snapshot_download make an empty local repository folder, upload_folder writes what it would upload to a JSON file.
+OFFLINE_PUSH_TO_HUB = """
+import json, runpy, sys
+from pathlib import Path
+from huggingface_hub import HfApi
+
+uploaded = Path(sys.argv.pop(1))
+
+def create_repo(self, repo_id, **kwargs):
+    return f"https://huggingface.co/{repo_id}"
+
+def snapshot_download(self, repo_id, local_dir, **kwargs):
+    Path(local_dir).mkdir(parents=True, exist_ok=True)
+    return str(local_dir)
+
+def upload_folder(self, repo_id, folder_path, commit_message, **kwargs):
+    files = sorted(p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*") if p.is_file())
+    uploaded.write_text(json.dumps(dict(repo_id=repo_id, folder=str(folder_path), files=files)))
+
+HfApi.create_repo, HfApi.snapshot_download, HfApi.upload_folder = create_repo, snapshot_download, upload_folder
+runpy.run_module("sb3_muzero.push_to_hub", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.slow
+def test_push_to_hub_prepares_the_model_card_video_and_files_offline(cartpole_run, tmp_path):
+    """Everything before the upload: the model and its unzipped files, the configs, the evaluation, a replay video
+    and the model card (the video needs an ffmpeg on the PATH: imageio-ffmpeg's, which moviepy brings)."""
+    import imageio_ffmpeg
+
+    folder, _ = cartpole_run
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "ffmpeg").symlink_to(imageio_ffmpeg.get_ffmpeg_exe())
+    uploaded = tmp_path / "uploaded.json"
+    arguments = "--algo muzero --env CartPole-v1 -f logs/ -orga sb3-muzero-tests -n 60"
+    output = check(run(["-c", OFFLINE_PUSH_TO_HUB, str(uploaded), *arguments.split()], cwd=folder,
+                       PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}"))  # fmt: skip
+    assert "Loading logs/muzero/CartPole-v1_1/CartPole-v1.zip" in output
+    upload = json.loads(uploaded.read_text())
+    assert upload["repo_id"] == "sb3-muzero-tests/muzero-CartPole-v1"
+    repository = folder / upload["folder"]
+    expected = {"README.md", "muzero-CartPole-v1.zip", "args.yml", "config.yml", "env_kwargs.yml", "results.json",
+                "train_eval_metrics.zip", "replay.mp4", "muzero-CartPole-v1/policy.pth"}  # fmt: skip
+    assert expected <= set(upload["files"]), upload["files"]
+    card = (repository / "README.md").read_text()
+    results = json.loads((repository / "results.json").read_text())
+    assert "# **MuZero** Agent playing **CartPole-v1**" in card and "python -m rl_zoo3.train --algo muzero" in card
+    assert f"value: {results['mean_reward']:.2f} +/- {results['std_reward']:.2f}" in card  # the metadata: the evaluation
+    assert results["n_eval_episodes"] == 10 and results["is_deterministic"]
+    assert MuZero.load(repository / "muzero-CartPole-v1.zip").num_timesteps == 800
+    assert (repository / "replay.mp4").stat().st_size > 1000

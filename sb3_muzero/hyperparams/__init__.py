@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import ast
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,6 +25,14 @@ class MuZeroSettings:
     n_timesteps: int
     kwargs: dict[str, Any] = field(default_factory=dict)
     env_options: dict[str, Any] = field(default_factory=dict)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> MuZeroSettings:
+        """These settings with ``overrides`` (section keys, as :func:`parse_overrides` reads them) in place:
+        ``policy``, ``n_envs`` and ``n_timesteps`` replace the fields, the rest replace or add ``MuZero`` arguments."""
+        fields = {key: overrides[key] for key in ("policy", "n_envs", "n_timesteps") if key in overrides}
+        fields = {key: value if key == "policy" else int(value) for key, value in fields.items()}
+        kwargs = {key: value for key, value in overrides.items() if key not in fields}
+        return replace(self, **fields, kwargs={**self.kwargs, **kwargs})
 
 
 def muzero_settings(env_id: str, path: Optional[Path] = None) -> MuZeroSettings:
@@ -63,6 +72,27 @@ def zoo_value(key: str, value: Any) -> Any:
             raise ValueError(f"learning_rate {value!r}: supported are a number and 'lin_<initial value>'")
         return LinearSchedule(float(initial), 0.0, 1.0)
     return value
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` items (command lines' ``--set``) as settings: each value a Python literal
+    (``num_simulations=8``, ``policy_kwargs=dict(channels=8)`` or ``{'channels': 8}``) or else the text itself
+    (``learning_rate=lin_1e-3``), read as :func:`zoo_value` reads the yml's values.
+
+    :raise ValueError: an item without ``=``
+    """
+    malformed = [item for item in items if "=" not in item]
+    if malformed:
+        raise ValueError(f"--set takes KEY=VALUE items, got {malformed}")
+    return {key: zoo_value(key, _literal(value)) for key, value in (item.split("=", 1) for item in items)}
+
+
+def _literal(text: str) -> Any:
+    """A Python literal, or the text itself (``lin_1e-3``, or ``dict(...)``, which :func:`zoo_value` reads)."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 def is_atari_id(env_id: str) -> bool:

@@ -1,7 +1,8 @@
 """The reference search: slow, one tree at a time, in plain Python, following the MuZero pseudocode.
 
 It defines the behaviour every backend must reproduce (see :mod:`sb3_muzero.mcts.driver` for the
-semantics, including where they differ from the pseudocode). Only tests and debugging should use it.
+semantics, including where they differ from the pseudocode). Only tests, debugging and the tree picture of
+``python -m sb3_muzero.inspect`` (:func:`search_tree`) should use it.
 """
 
 import math
@@ -66,8 +67,7 @@ def search(
     ``recurrent_fn`` is called with batches of one.
     """
     prior_logits, root_value = check_root(root, temperature)
-    num_simulations, gamma = settings.num_simulations, settings.gamma
-    pb_c_init, pb_c_base = settings.pb_c_init, settings.pb_c_base
+    gamma = settings.gamma
     legal = legal_mask(legal_actions_mask, prior_logits.shape)
     noise_fraction = settings.root_exploration_fraction if add_noise else 0.0
     noise = dirichlet_noise(rng, settings.root_dirichlet_alpha, legal) if noise_fraction > 0 else None
@@ -76,16 +76,9 @@ def search(
     search_value = np.zeros(batch_size, dtype=np.float64)
     q_values = np.zeros((batch_size, num_actions), dtype=np.float64)
     for b in range(batch_size):
-        tree_root = Node(prior=1.0)
         legal_actions = [a for a in range(num_actions) if legal[b, a]]
-        expand_node(tree_root, legal_actions, prior_logits[b], root.latent[b : b + 1])
-        tree_root.visit_count = 1
-        tree_root.value_sum = float(root_value[b])
-        if noise is not None:
-            add_exploration_noise(tree_root, noise[b], noise_fraction)
-        min_max_stats = MinMaxStats()
-        for _ in range(num_simulations):
-            run_simulation(tree_root, recurrent_fn, num_actions, gamma, pb_c_init, pb_c_base, min_max_stats)
+        tree_root = search_tree(prior_logits[b], float(root_value[b]), root.latent[b : b + 1], legal_actions,
+                                None if noise is None else noise[b], noise_fraction, recurrent_fn, settings)  # fmt: skip
         search_value[b] = tree_root.value()
         for action, child in tree_root.children.items():
             if child.visit_count > 0:
@@ -93,6 +86,24 @@ def search(
                 q_values[b, action] = child.reward + gamma * child.value()
     action = choose_action(rng, visit_counts, temperature)
     return SearchResult(action, visit_counts, search_value, q_values)
+
+
+def search_tree(prior_logits, value: float, latent, legal_actions: list[int], noise, noise_fraction: float,
+                recurrent_fn: RecurrentFn, settings: SearchSettings) -> Node:  # fmt: skip
+    """One tree: the root (logits [A], value, latent [1, ...]) expanded over ``legal_actions``, with ``noise`` [A]
+    (or None) mixed into its priors, after ``settings.num_simulations`` simulations; returns the root ``Node``."""
+    tree_root = Node(prior=1.0)
+    expand_node(tree_root, legal_actions, prior_logits, latent)
+    tree_root.visit_count = 1
+    tree_root.value_sum = value
+    if noise is not None:
+        add_exploration_noise(tree_root, noise, noise_fraction)
+    min_max_stats = MinMaxStats()
+    num_actions = len(prior_logits)
+    for _ in range(settings.num_simulations):
+        run_simulation(tree_root, recurrent_fn, num_actions, settings.gamma, settings.pb_c_init, settings.pb_c_base,
+                       min_max_stats)  # fmt: skip
+    return tree_root
 
 
 def run_simulation(root, recurrent_fn, num_actions, gamma, pb_c_init, pb_c_base, min_max_stats) -> None:

@@ -272,20 +272,24 @@ class MuZeroPolicy(BasePolicy):
         return self.to_scalar(self.initial_inference(obs)[2])
 
     @th.no_grad()
+    def search_root(self, obs: PyTorchObs) -> RootInput:
+        """The search's root for every observation of the batch: policy logits [B, A], value [B], latent [B, ...]."""
+        latent, policy_logits, value_logits = self.initial_inference(obs)
+        return RootInput(policy_logits, self.to_scalar(value_logits), latent)
+
+    def search_step(self, latent: th.Tensor, action) -> RecurrentOutput:
+        """The search's model step (its ``recurrent_fn``): latent [B, ...] and action [B] (a tensor, or a numpy array)
+        -> reward [B], value [B], policy logits [B, A], next latent [B, ...]. Call it under ``th.no_grad()`` (the
+        search does), unless gradients are wanted."""
+        action = th.as_tensor(action, device=latent.device)
+        next_latent, reward_logits, policy_logits, value_logits = self.recurrent_inference(latent, action)
+        return RecurrentOutput(self.to_scalar(reward_logits), self.to_scalar(value_logits), policy_logits, next_latent)
+
+    @th.no_grad()
     def run_search(self, obs: PyTorchObs, temperature: float, add_noise: bool) -> SearchResult:
         """Search from every observation of the batch and choose actions by visit-count ``temperature``."""
-        latent, policy_logits, value_logits = self.initial_inference(obs)
-        root = RootInput(policy_logits, self.to_scalar(value_logits), latent)
-
-        def recurrent_fn(latent: th.Tensor, action: th.Tensor) -> RecurrentOutput:
-            next_latent, reward_logits, next_policy_logits, next_value_logits = self.recurrent_inference(latent, action)
-            return RecurrentOutput(
-                self.to_scalar(reward_logits), self.to_scalar(next_value_logits), next_policy_logits, next_latent
-            )
-
-        return search(
-            root, recurrent_fn, self.search_settings, rng=self.search_rng, temperature=temperature, add_noise=add_noise
-        )
+        return search(self.search_root(obs), self.search_step, self.search_settings, rng=self.search_rng,
+                      temperature=temperature, add_noise=add_noise)  # fmt: skip
 
     def forward(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         return self._predict(obs, deterministic=deterministic)

@@ -53,11 +53,33 @@ def register() -> None:
 
 
 def run_rl_zoo3(script: str) -> None:
-    """Register MuZero, then run ``python -m rl_zoo3.<script>`` (train, enjoy, record_video) on ``sys.argv``."""
+    """Register MuZero, then run ``python -m rl_zoo3.<script>`` (train, enjoy, record_video, push_to_hub) on
+    ``sys.argv``."""
     import runpy
 
     register()
+    if script == "push_to_hub":
+        provide_generate_metadata()
     runpy.run_module(f"rl_zoo3.{script}", run_name="__main__", alter_sys=True)
+
+
+def provide_generate_metadata() -> None:
+    """Give ``huggingface_sb3.push_to_hub`` back the ``generate_metadata`` that rl-zoo3's ``push_to_hub`` imports.
+
+    rl-zoo3 2.9 imports ``generate_metadata`` from it, but sb3-team-hf-integration 3.2 (which provides
+    ``huggingface_sb3`` for rl-zoo3 2.9) renamed it ``_generate_metadata`` and returns a ``ModelCardData``: without
+    this, ``python -m rl_zoo3.push_to_hub`` stops at its imports for every algorithm. Where the name is missing,
+    it becomes ``_generate_metadata`` returning the dict that rl-zoo3's ``metadata_save`` writes.
+    """
+    import importlib
+
+    hub = importlib.import_module("huggingface_sb3.push_to_hub")
+    if not hasattr(hub, "generate_metadata") and hasattr(hub, "_generate_metadata"):
+
+        def generate_metadata(model_name: str, env_id: str, mean_reward: float, std_reward: float) -> dict[str, Any]:
+            return hub._generate_metadata(model_name, env_id, mean_reward, std_reward).to_dict()
+
+        hub.generate_metadata = generate_metadata
 
 
 def register_loaded() -> None:
@@ -227,6 +249,7 @@ __all__ = [
     "DEFAULT_EVALUATIONS",
     "DEFAULT_NUM_THREADS",
     "HYPERPARAMS_PATH",
+    "provide_generate_metadata",
     "register",
     "register_loaded",
     "run_rl_zoo3",
