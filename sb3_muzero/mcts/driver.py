@@ -76,7 +76,7 @@ import numpy as np
 
 from sb3_muzero.mcts.backends import get_backend
 from sb3_muzero.mcts.latents import LatentStore
-from sb3_muzero.mcts.roots import check_root, dirichlet_noise, legal_mask
+from sb3_muzero.mcts.roots import check_root, dirichlet_noise, gumbel_selection, legal_mask
 from sb3_muzero.mcts.settings import DEFAULT_SEARCH_SETTINGS, SearchSettings
 from sb3_muzero.mcts.types import RecurrentFn, RootInput, SearchResult
 
@@ -97,39 +97,49 @@ def search(
     :param recurrent_fn: ``recurrent_fn(latent [B, ...], action [B]) -> RecurrentOutput``; called once per
         simulation with the whole batch. ``action`` is an int64 array of the same kind as the latent
         (numpy array, or torch tensor on the latent's device).
-    :param settings: simulations, discount (gamma), PUCT constants, root noise and backend
+    :param settings: simulations, discount (gamma), search algorithm and its constants, root noise and backend
     :param rng: generator for the root noise and the action sampling
-    :param temperature: visit-count temperature of the chosen action (0 = most visited)
-    :param add_noise: mix Dirichlet noise into the root priors (``settings.root_exploration_fraction`` of it)
+    :param temperature: PUCT: visit-count temperature of the chosen action (0 = most visited); Gumbel: the scale of
+        the root's Gumbel noise (0 = no noise)
+    :param add_noise: PUCT: mix Dirichlet noise into the root priors (``settings.root_exploration_fraction`` of it);
+        Gumbel: not read (its noise is the Gumbel noise)
     :param legal_actions_mask: [B, A] bool, legal actions at the root (None = all legal)
-    :return: the chosen actions (a host int64 array) and the root statistics: numpy arrays on the CPU backend,
-        torch tensors on the latent's device on the CUDA backend
+    :return: the chosen actions (a host int64 array), the root statistics and the policy target: numpy arrays on the
+        CPU backend, torch tensors on the latent's device on the CUDA backend
     """
     if not isinstance(settings, SearchSettings):
         raise TypeError(f"settings must be a SearchSettings, got {type(settings).__name__} ({settings!r})")
     prior_logits, root_value = check_root(root, temperature)
     batch_size, num_actions = prior_logits.shape
     num_simulations = settings.num_simulations
+    gumbel = settings.search_algorithm == "gumbel"
     legal = legal_mask(legal_actions_mask, prior_logits.shape)
-    noise_fraction = settings.root_exploration_fraction if add_noise else 0.0
+    noise_fraction = settings.root_exploration_fraction if add_noise and not gumbel else 0.0
     noise = dirichlet_noise(rng, settings.root_dirichlet_alpha, legal) if noise_fraction > 0 else None
     engine = get_backend(settings.search_backend, root.latent)
+    device = getattr(root.latent, "device", None)
+    if gumbel:
+        selection = engine.gumbel_selection(gumbel_selection(rng, settings, prior_logits, legal, temperature), device=device)
+    else:
+        selection = engine.exploration_table(num_simulations + 1, settings.pb_c_init, settings.pb_c_base, device=device)
     if engine.ON_DEVICE:  # the device reads the root where it lies: CUDA tensors are not copied
         prior_logits, root_value = root.prior_logits, root.value
 
-    device = getattr(root.latent, "device", None)
     tree = engine.new_tree(batch_size, num_simulations + 1, num_actions, device=device)
-    exploration = engine.exploration_table(num_simulations + 1, settings.pb_c_init, settings.pb_c_base, device=device)
     latents = LatentStore(root.latent, num_simulations + 1)
-    parent, action = engine.init_roots(tree, prior_logits, root_value, legal, noise, noise_fraction, exploration)
+    parent, action = engine.init_roots(tree, prior_logits, root_value, legal, noise, noise_fraction, selection)
     for simulation in range(1, num_simulations + 1):
         output = recurrent_fn(latents.gather(parent), latents.like_latent(action))
         latents.store(simulation, output.latent)
         # One backend call: expand the new nodes, back their values up, select the next leaves.
         parent, action = engine.expand_and_select(
-            tree, simulation, output.reward, output.value, output.prior_logits, settings.gamma, exploration,
+            tree, simulation, output.reward, output.value, output.prior_logits, settings.gamma, selection,
             select_next=simulation < num_simulations,
         )  # fmt: skip
     visit_counts, search_value, q_values = engine.read_root(tree)
-    action = engine.choose_action(rng, visit_counts, temperature, num_simulations)
-    return SearchResult(action, visit_counts, search_value, q_values)
+    if gumbel:
+        action, policy_target = engine.gumbel_choice(tree, selection)
+    else:
+        action = engine.choose_action(rng, visit_counts, temperature, num_simulations)
+        policy_target = engine.visit_distribution(visit_counts)
+    return SearchResult(action, visit_counts, search_value, q_values, policy_target)
