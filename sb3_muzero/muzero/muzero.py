@@ -91,6 +91,12 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
     :param prioritized_replay_alpha: priority exponent (0 = uniform sampling)
     :param prioritized_replay_beta: initial importance-sampling exponent, annealed linearly to 1 over training
     :param search_backend: "auto", "cpu" or "cuda" (see :class:`sb3_muzero.mcts.SearchSettings`)
+    :param search_algorithm: "puct" (MuZero's search) or "gumbel" (Gumbel MuZero: Sequential Halving at the root, the
+        improved policy softmax(logits + sigma(completed Q)) as the policy target; the temperature scales its root
+        Gumbel noise, and the Dirichlet noise is not used)
+    :param max_considered_actions: Gumbel: root actions sampled without replacement and searched
+    :param gumbel_c_visit: Gumbel: c_visit of sigma(q) = (c_visit + max N) * c_scale * q
+    :param gumbel_c_scale: Gumbel: c_scale of sigma(q)
     :param on_nonfinite: what a NaN or inf in an observation or reward does: "raise" an error naming the env, or
         "skip" the step (not stored; see :mod:`sb3_muzero.common.nonfinite`)
     :param replay_buffer_kwargs: keyword arguments for :class:`~sb3_muzero.replay.MuZeroReplayBuffer`
@@ -148,6 +154,10 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         prioritized_replay_alpha: float = 1.0,
         prioritized_replay_beta: float = 1.0,
         search_backend: str = SearchSettings.search_backend,
+        search_algorithm: str = SearchSettings.search_algorithm,
+        max_considered_actions: int = SearchSettings.max_considered_actions,
+        gumbel_c_visit: float = SearchSettings.gumbel_c_visit,
+        gumbel_c_scale: float = SearchSettings.gumbel_c_scale,
         on_nonfinite: str = "raise",
         replay_buffer_kwargs: Optional[dict[str, Any]] = None,
         stats_window_size: int = 100,
@@ -202,6 +212,10 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         self.prioritized_replay_alpha = prioritized_replay_alpha
         self.prioritized_replay_beta = prioritized_replay_beta
         self.search_backend = search_backend
+        self.search_algorithm = search_algorithm
+        self.max_considered_actions = max_considered_actions
+        self.gumbel_c_visit = gumbel_c_visit
+        self.gumbel_c_scale = gumbel_c_scale
         self.on_nonfinite = on_nonfinite
         self.temperature = temperature_initial
         self.target_policy: Optional[MuZeroPolicy] = None
@@ -308,6 +322,10 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             root_dirichlet_alpha=self.root_dirichlet_alpha,
             root_exploration_fraction=self.root_exploration_fraction,
             search_backend=self.search_backend,
+            search_algorithm=self.search_algorithm,
+            max_considered_actions=self.max_considered_actions,
+            gumbel_c_visit=self.gumbel_c_visit,
+            gumbel_c_scale=self.gumbel_c_scale,
         )
 
     def set_random_seed(self, seed: Optional[int] = None) -> None:
@@ -369,13 +387,12 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             searchable_observations(self._last_obs, self.on_nonfinite, self.num_timesteps)
         )
         result = self.policy.run_search(observations, temperature=self.temperature, add_noise=True)
-        visits = to_numpy(result.visit_counts).astype(np.float32)
-        visit_distribution = visits / visits.sum(axis=1, keepdims=True)
+        policy_target = to_numpy(result.policy_target)
         root_values = to_numpy(result.root_value).astype(np.float32)
-        self._last_search = (visit_distribution, root_values)
-        entropy = -(visit_distribution * np.log(np.where(visit_distribution > 0, visit_distribution, 1.0))).sum(axis=1)
+        self._last_search = (policy_target, root_values)
+        entropy = -(policy_target * np.log(np.where(policy_target > 0, policy_target, 1.0))).sum(axis=1)
         self.logger.record_mean("search/root_value", float(root_values.mean()))
-        self.logger.record_mean("search/visit_entropy", float(entropy.mean()))
+        self.logger.record_mean("search/policy_target_entropy", float(entropy.mean()))
         return result.action, result.action
 
     def _store_transition(
@@ -387,20 +404,20 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         dones: np.ndarray,
         infos: list[dict[str, Any]],
     ) -> None:
-        """Store the searched step: observation, action, reward, visit distribution, root value, how it ended."""
+        """Store the searched step: observation, action, reward, policy target, root value, how it ended."""
         if self._vec_normalize_env is not None:
             new_obs_ = self._vec_normalize_env.get_original_obs()
         else:
             self._last_original_obs, new_obs_ = self._last_obs, new_obs
         truncated = np.array([done and info.get("TimeLimit.truncated", False) for done, info in zip(dones, infos)])
         terminated = np.logical_and(dones, np.logical_not(truncated))
-        visit_distribution, root_values = self._last_search
+        policy_target, root_values = self._last_search
         keep = steps_to_store(self._last_original_obs, reward, truncated, infos, self.on_nonfinite, self.num_timesteps)
         self.replay_buffer.add(
             self._last_original_obs,
             buffer_action,
             reward,
-            visit_distribution,
+            policy_target,
             root_values,
             terminated,
             truncated,
