@@ -8,18 +8,11 @@ import pytest
 import torch as th
 
 from sb3_muzero.mcts import RecurrentOutput, RootInput, SearchSettings, action_choice, reference, roots, search
+from tests.hash_outputs import random_legal_mask
 from tests.mcts_models import HashModel
 
 DISCOUNT = 0.97
 GOLDEN_GRID = list(itertools.product([1, 3, 17], [2, 4, 18], [1, 2, 10, 50], [False, True], [False, True]))
-
-
-def random_legal_mask(rng: np.random.Generator, batch_size: int, num_actions: int) -> np.ndarray:
-    """About half the actions legal, at least one per row, and at least one row with an illegal action."""
-    mask = rng.random((batch_size, num_actions)) < 0.5
-    mask[np.arange(batch_size), rng.integers(num_actions, size=batch_size)] = True
-    mask[0, (np.argmax(mask[0]) + 1) % num_actions] = num_actions == 1
-    return mask
 
 
 def golden_settings(num_simulations: int, noise_fraction: float, search_backend: str = "auto", **gumbel) -> SearchSettings:

@@ -16,7 +16,6 @@ from sb3_muzero.mcts.settings import DEFAULT_SEARCH_SETTINGS, SearchSettings
 from sb3_muzero.mcts.types import LOW_SCORE, RANGE_EPSILON, TINY, GumbelSelection, RecurrentFn, RootInput, SearchResult
 
 
-
 class Node:
     """One node of one tree. A node is expanded once it has children."""
 

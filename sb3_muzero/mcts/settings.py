@@ -71,9 +71,7 @@ class SearchSettings:
         if self.search_backend not in SEARCH_BACKENDS:
             raise ValueError(f"Unknown search_backend {self.search_backend!r}; supported: {', '.join(SEARCH_BACKENDS)}")
         if self.search_algorithm not in SEARCH_ALGORITHMS:
-            raise ValueError(
-                f"Unknown search_algorithm {self.search_algorithm!r}; supported: {', '.join(SEARCH_ALGORITHMS)}"
-            )
+            raise ValueError(f"Unknown search_algorithm {self.search_algorithm!r}; supported: {', '.join(SEARCH_ALGORITHMS)}")
         if not is_int(self.max_considered_actions) or self.max_considered_actions < 1:
             raise ValueError(f"max_considered_actions must be an integer >= 1, got {self.max_considered_actions!r}")
         if not (_is_real(self.gumbel_c_visit) and self.gumbel_c_visit >= 0):
