@@ -188,7 +188,7 @@ class GumbelRule:
 
     def __init__(self, selection: GumbelSelection, b: int, num_actions: int):
         self.considered_visits = selection.considered_visits[selection.num_considered[b]]
-        self.gumbel, self.root_logits = selection.gumbel[b], selection.root_logits[b]
+        self.gumbel_logits, self.root_logits = selection.gumbel_logits[b], selection.root_logits[b]
         self.c_visit, self.c_scale = selection.c_visit, selection.c_scale
         self.num_actions = num_actions
         self.min_max_stats = MinMaxStats()  # updated by the backup, read by PUCT only
@@ -207,12 +207,12 @@ class GumbelRule:
         return completed_q_sigma(node, self.num_actions, gamma, self.c_visit, self.c_scale)
 
     def root_action(self, root, considered_visit: int, sigma: list[float]) -> int:
-        """The legal action with ``considered_visit`` visits of largest max(LOW_SCORE, gumbel + logit + sigma)."""
+        """The legal action with ``considered_visit`` visits of largest max(LOW_SCORE, (gumbel + logit) + sigma)."""
         best_action, best_score = None, -math.inf
         for action in sorted(root.children):
             if root.children[action].visit_count != considered_visit:
                 continue
-            score = max(LOW_SCORE, (self.gumbel[action] + self.root_logits[action]) + sigma[action])
+            score = max(LOW_SCORE, self.gumbel_logits[action] + sigma[action])
             if best_action is None or score > best_score:
                 best_action, best_score = action, score
         return best_action

@@ -72,18 +72,23 @@ def gumbel_selection(
 ) -> GumbelSelection:
     """What Gumbel's selection reads besides the tree, for every backend alike.
 
-    The noise is ``temperature * rng.gumbel(size=[B, A])`` (the only draw: none when ``temperature == 0``), so that
-    temperature 1 is mctx's ``gumbel_scale=1`` and temperature 0 searches without noise.
+    The noise is :func:`gumbel_noise`, ``temperature * rng.gumbel(size=[B, A])`` (the only draw: none when
+    ``temperature == 0``), so that temperature 1 is mctx's ``gumbel_scale=1`` and temperature 0 searches without noise.
 
     :param prior_logits: [B, A] float64 root logits (host)
     :param legal: [B, A] bool
     """
-    shape = prior_logits.shape
-    gumbel = temperature * rng.gumbel(size=shape) if temperature > 0 else np.zeros(shape)
     largest = np.where(legal, prior_logits, -np.inf).max(axis=1, keepdims=True)
     root_logits = np.where(legal, prior_logits - largest, -np.inf)
+    gumbel_logits = gumbel_noise(rng, temperature, prior_logits.shape) + root_logits
     num_considered = np.minimum(settings.max_considered_actions, legal.sum(axis=1)).astype(np.int32)
     table = considered_visits_table(settings.max_considered_actions, settings.num_simulations)
     return GumbelSelection(
-        table, num_considered, gumbel, root_logits, float(settings.gumbel_c_visit), float(settings.gumbel_c_scale)
+        table, num_considered, gumbel_logits, root_logits, float(settings.gumbel_c_visit), float(settings.gumbel_c_scale)
     )
+
+
+def gumbel_noise(rng: np.random.Generator, temperature: float, shape: tuple[int, int]) -> np.ndarray:
+    """[B, A] float64: ``temperature * rng.gumbel(size=shape)``, the only draw of a Gumbel search (none, and zeros,
+    when ``temperature == 0``)."""
+    return temperature * rng.gumbel(size=shape) if temperature > 0 else np.zeros(shape)

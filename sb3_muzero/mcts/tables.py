@@ -4,6 +4,7 @@ Each is computed on the host, by one function for all backends, so that ``log``,
 give the same bits whatever device runs the search.
 """
 
+import functools
 import math
 
 import numba
@@ -66,8 +67,11 @@ def considered_visits(num_considered: int, num_simulations: int) -> list[int]:
     return sequence[:num_simulations]
 
 
+@functools.lru_cache(maxsize=16)
 def considered_visits_table(max_considered_actions: int, num_simulations: int) -> np.ndarray:
     """[max_considered_actions + 1, num_simulations] int32: row ``m`` is :func:`considered_visits` of ``m`` actions,
-    the row of a tree with ``m`` actions considered."""
+    the row of a tree with ``m`` actions considered. Kept between searches (read-only)."""
     rows = [considered_visits(m, num_simulations) for m in range(max_considered_actions + 1)]
-    return np.array(rows, dtype=np.int32).reshape(max_considered_actions + 1, num_simulations)
+    table = np.array(rows, dtype=np.int32).reshape(max_considered_actions + 1, num_simulations)
+    table.flags.writeable = False
+    return table

@@ -94,7 +94,7 @@ class GumbelSelection(NamedTuple):
 
     considered_visits: Array  # [max_considered_actions + 1, num_simulations] int32, Sequential Halving's table
     num_considered: Array  # [B] int32, min(max_considered_actions, legal actions of the tree): its row of the table
-    gumbel: Array  # [B, A] float64, the root's Gumbel noise (0 without noise)
+    gumbel_logits: Array  # [B, A] float64, gumbel + root_logits: the root's Gumbel noise (0 without noise) plus its logits
     root_logits: Array  # [B, A] float64, root logits minus their largest legal one (illegal actions: -inf)
     c_visit: float  # sigma(q) = (c_visit + max_b N(b)) * c_scale * q
     c_scale: float
@@ -120,10 +120,10 @@ class Tree(NamedTuple):
     unvisited_prior: Array  # [B, N, A] float64, P(node, a) while child a is unvisited (and, at the root, legal),
     #                         -1 once visited (or illegal); the model's logits while the node's priors are pending
     raw_value: Array  # [B, N] float64, the network's value of the node (the root value, or the model's value when
-    #                   the node was expanded): Gumbel's mixed value reads it
-    unvisited_mass: Array  # [B, N] float64, the sum of the node's unvisited_prior row over its unvisited (legal)
-    #                        children, in action order (not while the node's priors are pending)
+    #                   the node was expanded); Gumbel searches only (its mixed value reads it)
     min_max: Array  # [B, 2] float64, smallest and largest Q backed up in the tree so far
+    scratch: Array  # [B, A] float64, working memory of one selection step; Gumbel searches only (the improved-policy
+    #                 weights of a node's visited children, in slot order)
     leaf_parent: Array  # [B] int32, output of selection: the node whose child gets expanded
     leaf_action: Array  # [B] int64, output of selection: the action leading to the new node
 

@@ -38,16 +38,8 @@ from sb3_muzero.common.jit import JIT_OPTIONS
 from sb3_muzero.mcts import tables
 from sb3_muzero.mcts.action_choice import choose_action as choose_action_from_visits
 from sb3_muzero.mcts.action_choice import visit_distribution as visit_distribution_from_visits
-from sb3_muzero.mcts.types import (
-    LOW_SCORE,
-    NODE_DTYPE,
-    PRIORS_PENDING,
-    RANGE_EPSILON,
-    TINY,
-    VISITED_DTYPE,
-    GumbelSelection,
-    Tree,
-)
+from sb3_muzero.mcts.types import LOW_SCORE, NODE_DTYPE, PRIORS_PENDING, RANGE_EPSILON, TINY, VISITED_DTYPE
+from sb3_muzero.mcts.types import GumbelSelection, Tree
 from sb3_muzero.mcts.workspace import reusable
 
 ON_DEVICE = False  # trees in host memory: init_roots takes the driver's checked host copies of the root
@@ -81,26 +73,21 @@ def _softmax(logits, legal, is_root, prior) -> None:
 
 
 @numba.njit(**_INLINE)
-def _find_best_unvisited(node, unvisited_prior) -> float:
+def _find_best_unvisited(node, unvisited_prior) -> None:
     """Set ``best_unvisited`` of the ``node`` record and its prior from the node's ``unvisited_prior`` [A]:
-    the unvisited (legal) child of largest prior, lowest index on ties, or -1. Return the unvisited children's
-    prior mass (their priors summed in action order)."""
+    the unvisited (legal) child of largest prior, lowest index on ties, or -1."""
     best_action = -1
     best_prior = -1.0  # the prior of visited and illegal children
-    mass = 0.0
     for a in range(unvisited_prior.shape[0]):
-        if unvisited_prior[a] >= 0.0:
-            mass += unvisited_prior[a]
         if unvisited_prior[a] > best_prior:
             best_prior = unvisited_prior[a]
             best_action = a
     node.best_unvisited = best_action
     node.best_unvisited_prior = best_prior
-    return mass
 
 
 @numba.njit(**_INLINE)
-def _create_node(nodes, visited, unvisited_prior, unvisited_mass, node, parent, action, reward) -> None:
+def _create_node(nodes, visited, unvisited_prior, node, parent, action, reward) -> None:
     """Write node ``node`` of one tree, unvisited, and link it to the next free slot of its parent (-1: the root).
 
     The caller writes the node's ``unvisited_prior`` row first: the root's priors, or a new node's logits.
@@ -114,7 +101,7 @@ def _create_node(nodes, visited, unvisited_prior, unvisited_mass, node, parent, 
     if parent < 0:
         record.slot_in_parent = -1
         record.prior = 0.0
-        unvisited_mass[node] = _find_best_unvisited(record, unvisited_prior[node])
+        _find_best_unvisited(record, unvisited_prior[node])
         return
     record.best_unvisited = PRIORS_PENDING
     record.best_unvisited_prior = -1.0
@@ -126,19 +113,11 @@ def _create_node(nodes, visited, unvisited_prior, unvisited_mass, node, parent, 
     visited[parent, slot].child = node
     parent_record.num_visited = slot + 1
     unvisited_prior[parent, action] = -1.0
-    unvisited_mass[parent] = _find_best_unvisited(parent_record, unvisited_prior[parent])
+    _find_best_unvisited(parent_record, unvisited_prior[parent])
 
 
 @numba.njit(**_INLINE)
-def _compute_pending_priors(record, unvisited_prior_row, unvisited_mass, node) -> None:
-    """Turn the logits a node's ``unvisited_prior`` row holds into priors, the first time selection passes through it."""
-    if record.best_unvisited == PRIORS_PENDING:
-        _softmax(unvisited_prior_row, unvisited_prior_row, False, unvisited_prior_row)
-        unvisited_mass[node] = _find_best_unvisited(record, unvisited_prior_row)
-
-
-@numba.njit(**_INLINE)
-def _select_leaf(nodes, visited, unvisited_prior, unvisited_mass, min_max, exploration_table) -> tuple[int, int]:
+def _select_leaf(nodes, visited, unvisited_prior, min_max, exploration_table) -> tuple[int, int]:
     """Walk one tree from the root by PUCT to the first unexpanded child; return its parent and action.
 
     At each node the action of largest score wins, lowest index on ties (see the module docstring);
@@ -154,7 +133,9 @@ def _select_leaf(nodes, visited, unvisited_prior, unvisited_mass, min_max, explo
     node = 0
     while True:
         record = nodes[node]
-        _compute_pending_priors(record, unvisited_prior[node], unvisited_mass, node)
+        if record.best_unvisited == PRIORS_PENDING:
+            _softmax(unvisited_prior[node], unvisited_prior[node], False, unvisited_prior[node])
+            _find_best_unvisited(record, unvisited_prior[node])
         exploration = exploration_table[record.visits]
         best_action = record.best_unvisited
         best_child = -1
@@ -201,33 +182,9 @@ def _backup(nodes, visited, min_max, leaf, value, discount) -> None:
     min_max[1] = q_max
 
 
-@numba.njit(**_INLINE)
-def _create_root(nodes, visited, unvisited_prior, raw_value, unvisited_mass, min_max, value) -> None:
-    """Write the root (node 0) of one tree from its priors (in ``unvisited_prior[0]``): one visit carrying the
-    network's value, an empty Q range."""
-    _create_node(nodes, visited, unvisited_prior, unvisited_mass, 0, -1, -1, 0.0)
-    nodes[0].visits = 1
-    nodes[0].value_sum = value
-    raw_value[0] = value
-    min_max[0] = math.inf
-    min_max[1] = -math.inf
-
-
-@numba.njit(**_INLINE)
-def _expand_and_backup(nodes, visited, unvisited_prior, raw_value, unvisited_mass, min_max, parent, action,
-                       new_node, reward, value, logits, discount) -> None:  # fmt: skip
-    """Create node ``new_node`` of one tree under ``parent`` (its logits wait in ``unvisited_prior`` until its priors
-    are needed) and back its value up to the root."""
-    for a in range(logits.shape[0]):
-        unvisited_prior[new_node, a] = logits[a]
-    _create_node(nodes, visited, unvisited_prior, unvisited_mass, new_node, parent, action, reward)
-    raw_value[new_node] = value
-    _backup(nodes, visited, min_max, new_node, value, discount)
-
-
 @numba.njit(**JIT_OPTIONS)
 def _init_roots_and_select(
-    nodes, visited, unvisited_prior, raw_value, unvisited_mass, min_max, leaf_parent, leaf_action,
+    nodes, visited, unvisited_prior, min_max, leaf_parent, leaf_action,
     prior_logits, root_value, legal, noise, noise_fraction, exploration_table,
 ) -> None:  # fmt: skip
     """Write the root (node 0) of every tree, priors with noise and one visit carrying the network value;
@@ -239,38 +196,57 @@ def _init_roots_and_select(
                 if legal[b, a]:
                     mixed = unvisited_prior[b, 0, a] * (1.0 - noise_fraction) + noise[b, a] * noise_fraction
                     unvisited_prior[b, 0, a] = mixed
-        _create_root(nodes[b], visited[b], unvisited_prior[b], raw_value[b], unvisited_mass[b], min_max[b], root_value[b])
-        leaf_parent[b], leaf_action[b] = _select_leaf(
-            nodes[b], visited[b], unvisited_prior[b], unvisited_mass[b], min_max[b], exploration_table
-        )
+        _create_node(nodes[b], visited[b], unvisited_prior[b], 0, -1, -1, 0.0)
+        nodes[b, 0].visits = 1
+        nodes[b, 0].value_sum = root_value[b]
+        min_max[b, 0] = math.inf
+        min_max[b, 1] = -math.inf
+        leaf_parent[b], leaf_action[b] = _select_leaf(nodes[b], visited[b], unvisited_prior[b], min_max[b], exploration_table)
 
 
 @numba.njit(**JIT_OPTIONS)
 def _expand_backup_select(
-    nodes, visited, unvisited_prior, raw_value, unvisited_mass, min_max, leaf_parent, leaf_action,
+    nodes, visited, unvisited_prior, min_max, leaf_parent, leaf_action,
     new_node, new_reward, new_value, new_logits, discount, exploration_table, select_next,
 ) -> None:  # fmt: skip
     """One simulation step for every tree: create node ``new_node`` under the selected leaf from the model's
     output, back its value up to the root and, if ``select_next``, select the leaf of the next simulation."""
     for b in range(nodes.shape[0]):
-        _expand_and_backup(
-            nodes[b], visited[b], unvisited_prior[b], raw_value[b], unvisited_mass[b], min_max[b], leaf_parent[b],
-            leaf_action[b], new_node, new_reward[b], new_value[b], new_logits[b], discount,
-        )  # fmt: skip
+        for a in range(new_logits.shape[1]):
+            unvisited_prior[b, new_node, a] = new_logits[b, a]  # the priors are computed when first needed
+        _create_node(nodes[b], visited[b], unvisited_prior[b], new_node, leaf_parent[b], leaf_action[b], new_reward[b])
+        _backup(nodes[b], visited[b], min_max[b], new_node, new_value[b], discount)
         if select_next:
             leaf_parent[b], leaf_action[b] = _select_leaf(
-                nodes[b], visited[b], unvisited_prior[b], unvisited_mass[b], min_max[b], exploration_table
+                nodes[b], visited[b], unvisited_prior[b], min_max[b], exploration_table
             )
 
 
+@numba.njit(**JIT_OPTIONS)
+def _read_root(nodes, visited, out_visits, out_value, out_q) -> None:
+    """Root statistics of every tree: child visits [B, A], root value [B], child Q [B, A] (0 if unvisited)."""
+    for b in range(nodes.shape[0]):
+        root = nodes[b, 0]
+        out_value[b] = root.value_sum / root.visits
+        for a in range(out_visits.shape[1]):
+            out_visits[b, a] = 0
+            out_q[b, a] = 0.0
+        for k in range(root.num_visited):
+            child = visited[b, 0, k]
+            out_visits[b, child.action] = nodes[b, child.child].visits
+            out_q[b, child.action] = child.q
+
+
 # --- Gumbel MuZero (see the semantics in sb3_muzero.mcts.driver) ---------------------------------------------
+# Gumbel's own arrays (raw_value [B, N], scratch [B, A]) and inputs (gumbel, root_logits [B, A]) are indexed with the
+# tree's ``b`` instead of being sliced per tree: every array view costs Numba two atomic reference-count updates.
 
 
 @numba.njit(**_INLINE)
-def _completed_q_range(nodes, visited, raw_value, node, num_actions, c_visit, c_scale):
+def _completed_q_range(nodes, visited, node_value, node, num_actions, c_visit, c_scale):
     """What sigma(completed Q) of one node's actions needs: (mixed value, low, high, scale, span, sum of visits).
 
-    sigma(q) = scale * ((q - low) / span); the mixed value completes the Q of every unvisited action.
+    sigma(q) = scale * ((q - low) / span); the mixed value completes the Q of every unvisited (or illegal) action.
     """
     record = nodes[node]
     total_visits = 0
@@ -289,9 +265,9 @@ def _completed_q_range(nodes, visited, raw_value, node, num_actions, c_visit, c_
         mass += prior
         low = min(low, slot.q)
         high = max(high, slot.q)
-    mixed_value = raw_value[node]
+    mixed_value = node_value
     if record.num_visited > 0:
-        mixed_value = (raw_value[node] + total_visits * (weighted_q / mass)) / (total_visits + 1)
+        mixed_value = (node_value + total_visits * (weighted_q / mass)) / (total_visits + 1)
     if record.num_visited < num_actions:  # some actions are unvisited (or illegal): they take the mixed value
         low = min(low, mixed_value)
         high = max(high, mixed_value)
@@ -301,12 +277,12 @@ def _completed_q_range(nodes, visited, raw_value, node, num_actions, c_visit, c_
 
 
 @numba.njit(**_INLINE)
-def _gumbel_root_choice(nodes, visited, unvisited_prior, raw_value, gumbel, root_logits, considered_visit,
+def _gumbel_root_choice(nodes, visited, unvisited_prior, root_value, gumbel_logits, b, considered_visit,
                         c_visit, c_scale) -> tuple[int, int]:  # fmt: skip
     """(action, child node or -1) of the root action Sequential Halving takes among the legal actions with
-    ``considered_visit`` visits: the largest max(LOW_SCORE, gumbel + logit + sigma), lowest index on ties."""
-    num_actions = gumbel.shape[0]
-    mixed_value, low, _, scale, span, _ = _completed_q_range(nodes, visited, raw_value, 0, num_actions, c_visit, c_scale)
+    ``considered_visit`` visits: the largest max(LOW_SCORE, (gumbel + logit) + sigma), lowest index on ties."""
+    num_actions = gumbel_logits.shape[1]
+    mixed_value, low, _, scale, span, _ = _completed_q_range(nodes, visited, root_value, 0, num_actions, c_visit, c_scale)
     best_action = -1
     best_child = -1
     best_score = -math.inf
@@ -314,7 +290,7 @@ def _gumbel_root_choice(nodes, visited, unvisited_prior, raw_value, gumbel, root
         unvisited_sigma = scale * ((mixed_value - low) / span)
         for a in range(num_actions):
             if unvisited_prior[0, a] >= 0.0:
-                score = max(LOW_SCORE, (gumbel[a] + root_logits[a]) + unvisited_sigma)
+                score = max(LOW_SCORE, gumbel_logits[b, a] + unvisited_sigma)
                 if score > best_score:
                     best_score = score
                     best_action = a
@@ -324,7 +300,7 @@ def _gumbel_root_choice(nodes, visited, unvisited_prior, raw_value, gumbel, root
         if nodes[slot.child].visits != considered_visit:
             continue
         action = slot.action
-        score = max(LOW_SCORE, (gumbel[action] + root_logits[action]) + scale * ((slot.q - low) / span))
+        score = max(LOW_SCORE, gumbel_logits[b, action] + scale * ((slot.q - low) / span))
         if score > best_score or (score == best_score and action < best_action):
             best_score = score
             best_action = action
@@ -333,116 +309,121 @@ def _gumbel_root_choice(nodes, visited, unvisited_prior, raw_value, gumbel, root
 
 
 @numba.njit(**_INLINE)
-def _gumbel_interior_choice(nodes, visited, raw_value, unvisited_mass, node, num_actions, c_visit, c_scale):
-    """(action, child node or -1) of the deterministic selection at a node below the root: the largest
-    pi(a) - N(a) / (1 + sum N), pi = softmax(logits + sigma), lowest index on ties.
+def _gumbel_select_leaf(nodes, visited, unvisited_prior, raw_value, scratch, gumbel_logits, b, considered_visit,
+                        c_visit, c_scale) -> tuple[int, int]:  # fmt: skip
+    """Walk tree ``b`` from the root to the first unexpanded child; return its parent and action.
 
-    Like PUCT's selection it scores only the visited children and the unvisited child of largest prior: the
-    unvisited children share sigma and N = 0, so no other can score higher.
+    At the root, Sequential Halving (:func:`_gumbel_root_choice`); below it the deterministic selection: the largest
+    pi(a) - N(a) / (1 + sum N), pi = softmax(logits + sigma), lowest index on ties. Like PUCT's selection it scores
+    only the visited children and the unvisited child of largest prior: the unvisited children share sigma and N = 0,
+    so no other can score higher. The visited children's P exp(sigma - top) wait in the tree's ``scratch`` row between
+    the two passes. A node's pending priors are computed on the way. (The loop body is written out here rather than
+    called: Numba would update the reference counts of every array handed to a helper at every step.)
     """
-    record = nodes[node]
-    if record.num_visited == 0:  # sigma is 0 for every action: pi is the prior
-        return record.best_unvisited, -1
-    mixed_value, low, high, scale, span, total_visits = _completed_q_range(
-        nodes, visited, raw_value, node, num_actions, c_visit, c_scale
-    )
-    top = scale * ((high - low) / span)  # the largest sigma
-    normaliser = 0.0
-    for k in range(record.num_visited):
-        slot = visited[node, k]
-        normaliser += nodes[slot.child].prior * math.exp(scale * ((slot.q - low) / span) - top)
-    best_action = record.best_unvisited
-    best_child = -1
-    best_score = -math.inf
-    if best_action >= 0:
-        unvisited_weight = math.exp(scale * ((mixed_value - low) / span) - top)
-        normaliser += unvisited_mass[node] * unvisited_weight
-        best_score = record.best_unvisited_prior * unvisited_weight / normaliser - 0.0
-    denominator = 1 + total_visits
-    for k in range(record.num_visited):
-        slot = visited[node, k]
-        child = nodes[slot.child]
-        improved = child.prior * math.exp(scale * ((slot.q - low) / span) - top) / normaliser
-        score = improved - child.visits / denominator
-        if score > best_score or (score == best_score and slot.action < best_action):
-            best_score = score
-            best_action = slot.action
-            best_child = slot.child
-    return best_action, best_child
-
-
-@numba.njit(**_INLINE)
-def _gumbel_select_leaf(nodes, visited, unvisited_prior, raw_value, unvisited_mass, considered_visits, gumbel,
-                        root_logits, c_visit, c_scale) -> tuple[int, int]:  # fmt: skip
-    """Walk one tree from the root to the first unexpanded child (Sequential Halving at the root, the deterministic
-    selection below it); return its parent and action. ``considered_visits`` is the tree's row of the table."""
-    simulation = nodes[0].visits - 1  # the root's first visit is the network's value
     action, child = _gumbel_root_choice(
-        nodes, visited, unvisited_prior, raw_value, gumbel, root_logits, considered_visits[simulation], c_visit, c_scale
+        nodes, visited, unvisited_prior, raw_value[b, 0], gumbel_logits, b, considered_visit, c_visit, c_scale
     )
     node = 0
-    num_actions = gumbel.shape[0]
+    num_actions = unvisited_prior.shape[1]
     while child >= 0:
         node = child
-        _compute_pending_priors(nodes[node], unvisited_prior[node], unvisited_mass, node)
-        action, child = _gumbel_interior_choice(nodes, visited, raw_value, unvisited_mass, node, num_actions, c_visit, c_scale)
+        record = nodes[node]
+        if record.best_unvisited == PRIORS_PENDING:
+            _softmax(unvisited_prior[node], unvisited_prior[node], False, unvisited_prior[node])
+            _find_best_unvisited(record, unvisited_prior[node])
+        if record.num_visited == 0:  # sigma is 0 for every action: pi is the prior
+            return node, record.best_unvisited
+        mixed_value, low, high, scale, span, total_visits = _completed_q_range(
+            nodes, visited, raw_value[b, node], node, num_actions, c_visit, c_scale
+        )
+        top = scale * ((high - low) / span)  # the largest sigma
+        normaliser = 0.0
+        for k in range(record.num_visited):
+            slot = visited[node, k]
+            scratch[b, k] = nodes[slot.child].prior * math.exp(scale * ((slot.q - low) / span) - top)
+            normaliser += scratch[b, k]
+        action = record.best_unvisited
+        child = -1
+        best_score = -math.inf
+        if action >= 0:
+            unvisited_mass = 0.0  # the unvisited children's priors in action order (the others hold -1: they add 0)
+            for a in range(num_actions):
+                unvisited_mass += max(unvisited_prior[node, a], 0.0)
+            unvisited_weight = math.exp(scale * ((mixed_value - low) / span) - top)
+            normaliser += unvisited_mass * unvisited_weight
+            best_score = record.best_unvisited_prior * unvisited_weight / normaliser - 0.0
+        denominator = 1 + total_visits
+        for k in range(record.num_visited):
+            slot = visited[node, k]
+            score = scratch[b, k] / normaliser - nodes[slot.child].visits / denominator
+            if score > best_score or (score == best_score and slot.action < action):
+                best_score = score
+                action = slot.action
+                child = slot.child
     return node, action
 
 
 @numba.njit(**JIT_OPTIONS)
 def _gumbel_init_roots_and_select(
-    nodes, visited, unvisited_prior, raw_value, unvisited_mass, min_max, leaf_parent, leaf_action,
-    prior_logits, root_value, legal, considered_visits, num_considered, gumbel, root_logits, c_visit, c_scale,
+    nodes, visited, unvisited_prior, raw_value, min_max, scratch, leaf_parent, leaf_action,
+    prior_logits, root_value, legal, considered_visits, num_considered, gumbel_logits, root_logits, c_visit, c_scale,
 ) -> None:  # fmt: skip
     """Write the root of every tree (priors over the legal actions, one visit carrying the network value); then
     select the leaves of the first simulation."""
     for b in range(prior_logits.shape[0]):
         _softmax(prior_logits[b], legal[b], True, unvisited_prior[b, 0])
-        _create_root(nodes[b], visited[b], unvisited_prior[b], raw_value[b], unvisited_mass[b], min_max[b], root_value[b])
+        _create_node(nodes[b], visited[b], unvisited_prior[b], 0, -1, -1, 0.0)
+        nodes[b, 0].visits = 1
+        nodes[b, 0].value_sum = root_value[b]
+        raw_value[b, 0] = root_value[b]
+        min_max[b, 0] = math.inf
+        min_max[b, 1] = -math.inf
         leaf_parent[b], leaf_action[b] = _gumbel_select_leaf(
-            nodes[b], visited[b], unvisited_prior[b], raw_value[b], unvisited_mass[b], considered_visits[num_considered[b]],
-            gumbel[b], root_logits[b], c_visit, c_scale,
+            nodes[b], visited[b], unvisited_prior[b], raw_value, scratch, gumbel_logits, b,
+            considered_visits[num_considered[b], 0], c_visit, c_scale,
         )  # fmt: skip
 
 
 @numba.njit(**JIT_OPTIONS)
 def _gumbel_expand_backup_select(
-    nodes, visited, unvisited_prior, raw_value, unvisited_mass, min_max, leaf_parent, leaf_action,
+    nodes, visited, unvisited_prior, raw_value, min_max, scratch, leaf_parent, leaf_action,
     new_node, new_reward, new_value, new_logits, discount,
-    considered_visits, num_considered, gumbel, root_logits, c_visit, c_scale, select_next,
+    considered_visits, num_considered, gumbel_logits, root_logits, c_visit, c_scale, select_next,
 ) -> None:  # fmt: skip
-    """One simulation step for every tree, as :func:`_expand_backup_select`, with Gumbel's selection."""
+    """One simulation step for every tree, as :func:`_expand_backup_select`, with Gumbel's selection (which reads
+    the considered visit count of the simulation that follows, ``new_node``)."""
     for b in range(nodes.shape[0]):
-        _expand_and_backup(
-            nodes[b], visited[b], unvisited_prior[b], raw_value[b], unvisited_mass[b], min_max[b], leaf_parent[b],
-            leaf_action[b], new_node, new_reward[b], new_value[b], new_logits[b], discount,
-        )  # fmt: skip
+        for a in range(new_logits.shape[1]):
+            unvisited_prior[b, new_node, a] = new_logits[b, a]  # the priors are computed when first needed
+        _create_node(nodes[b], visited[b], unvisited_prior[b], new_node, leaf_parent[b], leaf_action[b], new_reward[b])
+        raw_value[b, new_node] = new_value[b]
+        _backup(nodes[b], visited[b], min_max[b], new_node, new_value[b], discount)
         if select_next:
             leaf_parent[b], leaf_action[b] = _gumbel_select_leaf(
-                nodes[b], visited[b], unvisited_prior[b], raw_value[b], unvisited_mass[b],
-                considered_visits[num_considered[b]], gumbel[b], root_logits[b], c_visit, c_scale,
+                nodes[b], visited[b], unvisited_prior[b], raw_value, scratch, gumbel_logits, b,
+                considered_visits[num_considered[b], new_node], c_visit, c_scale,
             )  # fmt: skip
 
 
 @numba.njit(**_INLINE)
-def _gumbel_policy(nodes, visited, raw_value, root_logits, c_visit, c_scale, policy) -> None:
+def _gumbel_policy(nodes, visited, raw_value, root_logits, b, c_visit, c_scale, policy) -> None:
     """policy [A] = softmax over the legal actions (finite ``root_logits``) of logits + sigma(completed Q), 0 for
-    illegal actions, from one tree's root."""
-    num_actions = root_logits.shape[0]
-    mixed_value, low, _, scale, span, _ = _completed_q_range(nodes, visited, raw_value, 0, num_actions, c_visit, c_scale)
+    illegal actions, from the root of tree ``b``."""
+    num_actions = root_logits.shape[1]
+    mixed_value, low, _, scale, span, _ = _completed_q_range(nodes, visited, raw_value[b, 0], 0, num_actions, c_visit, c_scale)
     unvisited_sigma = scale * ((mixed_value - low) / span)
     for a in range(num_actions):
-        policy[a] = root_logits[a] + unvisited_sigma
+        policy[a] = root_logits[b, a] + unvisited_sigma
     for k in range(nodes[0].num_visited):
         slot = visited[0, k]
-        policy[slot.action] = root_logits[slot.action] + scale * ((slot.q - low) / span)
+        policy[slot.action] = root_logits[b, slot.action] + scale * ((slot.q - low) / span)
     largest = -math.inf
     for a in range(num_actions):
-        if root_logits[a] > -math.inf and policy[a] > largest:
+        if root_logits[b, a] > -math.inf and policy[a] > largest:
             largest = policy[a]
     total = 0.0
     for a in range(num_actions):
-        if root_logits[a] > -math.inf:
+        if root_logits[b, a] > -math.inf:
             policy[a] = math.exp(policy[a] - largest)
             total += policy[a]
         else:
@@ -453,33 +434,17 @@ def _gumbel_policy(nodes, visited, raw_value, root_logits, c_visit, c_scale, pol
 
 @numba.njit(**JIT_OPTIONS)
 def _gumbel_choose(
-    nodes, visited, unvisited_prior, raw_value, unvisited_mass, min_max, leaf_parent, leaf_action,
-    considered_visits, num_considered, gumbel, root_logits, c_visit, c_scale, out_action, out_policy,
+    nodes, visited, unvisited_prior, raw_value, min_max, scratch, leaf_parent, leaf_action,
+    considered_visits, num_considered, gumbel_logits, root_logits, c_visit, c_scale, out_action, out_policy,
 ) -> None:  # fmt: skip
     """The acting action of every tree (the best of the most visited root actions) and its policy target [B, A]."""
     for b in range(nodes.shape[0]):
         most_visits = 0
         for k in range(nodes[b, 0].num_visited):
             most_visits = max(most_visits, nodes[b, visited[b, 0, k].child].visits)
-        out_action[b], _ = _gumbel_root_choice(
-            nodes[b], visited[b], unvisited_prior[b], raw_value[b], gumbel[b], root_logits[b], most_visits, c_visit, c_scale
-        )
-        _gumbel_policy(nodes[b], visited[b], raw_value[b], root_logits[b], c_visit, c_scale, out_policy[b])
-
-
-@numba.njit(**JIT_OPTIONS)
-def _read_root(nodes, visited, out_visits, out_value, out_q) -> None:
-    """Root statistics of every tree: child visits [B, A], root value [B], child Q [B, A] (0 if unvisited)."""
-    for b in range(nodes.shape[0]):
-        root = nodes[b, 0]
-        out_value[b] = root.value_sum / root.visits
-        for a in range(out_visits.shape[1]):
-            out_visits[b, a] = 0
-            out_q[b, a] = 0.0
-        for k in range(root.num_visited):
-            child = visited[b, 0, k]
-            out_visits[b, child.action] = nodes[b, child.child].visits
-            out_q[b, child.action] = child.q
+        out_action[b], _ = _gumbel_root_choice(nodes[b], visited[b], unvisited_prior[b], raw_value[b, 0], gumbel_logits, b,
+                                               most_visits, c_visit, c_scale)  # fmt: skip
+        _gumbel_policy(nodes[b], visited[b], raw_value, root_logits, b, c_visit, c_scale, out_policy[b])
 
 
 def new_tree(batch_size: int, num_nodes: int, num_actions: int, device=None) -> Tree:
@@ -498,8 +463,8 @@ def _allocate_tree(batch_size: int, num_nodes: int, num_actions: int) -> Tree:
         visited=np.empty((batch_size, num_nodes, num_actions), dtype=VISITED_DTYPE),
         unvisited_prior=np.empty((batch_size, num_nodes, num_actions), dtype=np.float64),
         raw_value=np.empty((batch_size, num_nodes), dtype=np.float64),
-        unvisited_mass=np.empty((batch_size, num_nodes), dtype=np.float64),
         min_max=np.empty((batch_size, 2), dtype=np.float64),
+        scratch=np.empty((batch_size, num_actions), dtype=np.float64),
         leaf_parent=np.empty(batch_size, dtype=np.int32),
         leaf_action=np.empty(batch_size, dtype=np.int64),
     )
@@ -515,7 +480,7 @@ def gumbel_selection(selection: GumbelSelection, device=None) -> GumbelSelection
     return selection._replace(
         considered_visits=np.ascontiguousarray(selection.considered_visits, dtype=np.int32),
         num_considered=np.ascontiguousarray(selection.num_considered, dtype=np.int32),
-        gumbel=np.ascontiguousarray(selection.gumbel, dtype=np.float64),
+        gumbel_logits=np.ascontiguousarray(selection.gumbel_logits, dtype=np.float64),
         root_logits=np.ascontiguousarray(selection.root_logits, dtype=np.float64),
     )
 
@@ -540,7 +505,7 @@ def init_roots(
         return tree.leaf_parent, tree.leaf_action
     if noise is None:
         noise, noise_fraction = prior_logits, 0.0  # any [B, A] float array: it is not read
-    _init_roots_and_select(*tree, logits, value, legal, _host_array(noise), float(noise_fraction), selection)
+    _init_roots_and_select(*_puct_arrays(tree), logits, value, legal, _host_array(noise), float(noise_fraction), selection)
     return tree.leaf_parent, tree.leaf_action
 
 
@@ -561,7 +526,7 @@ def expand_and_select(
     if isinstance(selection, GumbelSelection):
         _gumbel_expand_backup_select(*tree, new_node, *outputs, *selection, select_next)
     else:
-        _expand_backup_select(*tree, new_node, *outputs, selection, select_next)
+        _expand_backup_select(*_puct_arrays(tree), new_node, *outputs, selection, select_next)
     return tree.leaf_parent, tree.leaf_action
 
 
@@ -590,6 +555,11 @@ def gumbel_choice(tree: Tree, selection: GumbelSelection) -> tuple[np.ndarray, n
     policy = np.empty((tree.batch_size, tree.num_actions), dtype=np.float64)
     _gumbel_choose(*tree, *selection, action, policy)
     return action, policy.astype(np.float32)
+
+
+def _puct_arrays(tree: Tree) -> tuple[np.ndarray, ...]:
+    """The arrays of ``tree`` the PUCT kernels read (fewer arguments to unbox per call)."""
+    return tree.nodes, tree.visited, tree.unvisited_prior, tree.min_max, tree.leaf_parent, tree.leaf_action
 
 
 def to_numpy(array: np.ndarray) -> np.ndarray:

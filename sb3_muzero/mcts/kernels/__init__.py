@@ -39,8 +39,8 @@ TREE_LAYOUT: dict[str, tuple[np.dtype, str]] = {
     "visited": (VISITED_DTYPE, "BNA"),
     "unvisited_prior": (np.dtype(np.float64), "BNA"),
     "raw_value": (np.dtype(np.float64), "BN"),
-    "unvisited_mass": (np.dtype(np.float64), "BN"),
     "min_max": (np.dtype(np.float64), "B2"),
+    "scratch": (np.dtype(np.float64), "BA"),
     "leaf_parent": (np.dtype(np.int32), "B"),
     "leaf_action": (np.dtype(np.int64), "B"),
 }
@@ -95,6 +95,7 @@ def allocate_tree(device: KernelDevice, batch_size: int, num_nodes: int, num_act
         "BN": (batch_size, num_nodes),
         "BNA": (batch_size, num_nodes, num_actions),
         "B2": (batch_size, 2),
+        "BA": (batch_size, num_actions),
         "B": (batch_size,),
     }
     arrays = Tree(**{name: _empty(device, shapes[kind], dtype) for name, (dtype, kind) in TREE_LAYOUT.items()})
@@ -120,16 +121,15 @@ def gumbel_selection_on(device: KernelDevice, selection: GumbelSelection) -> Gum
     return selection._replace(
         considered_visits=device.to_device(np.ascontiguousarray(selection.considered_visits, dtype=np.int32)),
         num_considered=device.to_device(np.ascontiguousarray(selection.num_considered, dtype=np.int32)),
-        gumbel=device.to_device(np.ascontiguousarray(selection.gumbel, dtype=np.float64)),
+        gumbel_logits=device.to_device(np.ascontiguousarray(selection.gumbel_logits, dtype=np.float64)),
         root_logits=device.to_device(np.ascontiguousarray(selection.root_logits, dtype=np.float64)),
     )
 
 
-def _gumbel_arguments(selection: GumbelSelection, with_table: bool = True) -> tuple:
-    """The kernels' arguments for a device Gumbel selection (``considered_visits`` with its row length first)."""
+def _gumbel_arguments(selection: GumbelSelection) -> tuple:
+    """The selection kernels' arguments for a device Gumbel selection."""
     table = (selection.considered_visits, np.int32(selection.considered_visits.shape[1]), selection.num_considered)
-    rest = (selection.gumbel, selection.root_logits, np.float64(selection.c_visit), np.float64(selection.c_scale))
-    return (*table, *rest) if with_table else rest
+    return (*table, selection.gumbel_logits, np.float64(selection.c_visit), np.float64(selection.c_scale))
 
 
 def launch_init_roots(
@@ -206,8 +206,9 @@ def launch_gumbel_choose(
 ) -> None:
     """Write Gumbel's acting actions [B] int64 and policy targets [B, A] float64 (:func:`launch_init_roots`'s device
     Gumbel selection)."""
-    arguments = (tree.addresses, *tree.dims, *_gumbel_arguments(selection, with_table=False), out_action, out_policy)
-    device.launch("gumbel_choose", tree.arrays.batch_size, arguments)
+    constants = (np.float64(selection.c_visit), np.float64(selection.c_scale))
+    arguments = (tree.addresses, *tree.dims, selection.gumbel_logits, selection.root_logits, *constants)
+    device.launch("gumbel_choose", tree.arrays.batch_size, (*arguments, out_action, out_policy))
 
 
 def launch_read_root(device: KernelDevice, tree: KernelTree, out_visits: Any, out_value: Any, out_q: Any) -> None:
