@@ -38,8 +38,16 @@ from sb3_muzero.common.jit import JIT_OPTIONS
 from sb3_muzero.mcts import tables
 from sb3_muzero.mcts.action_choice import choose_action as choose_action_from_visits
 from sb3_muzero.mcts.action_choice import visit_distribution as visit_distribution_from_visits
-from sb3_muzero.mcts.types import LOW_SCORE, NODE_DTYPE, PRIORS_PENDING, RANGE_EPSILON, TINY, VISITED_DTYPE
-from sb3_muzero.mcts.types import GumbelSelection, Tree
+from sb3_muzero.mcts.types import (
+    LOW_SCORE,
+    NODE_DTYPE,
+    PRIORS_PENDING,
+    RANGE_EPSILON,
+    TINY,
+    VISITED_DTYPE,
+    GumbelSelection,
+    Tree,
+)
 from sb3_muzero.mcts.workspace import reusable
 
 ON_DEVICE = False  # trees in host memory: init_roots takes the driver's checked host copies of the root
