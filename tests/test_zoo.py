@@ -200,6 +200,17 @@ def test_the_sampler_samples_what_matters_for_muzero_and_the_converter_reproduce
     assert model.gamma == hyperparams["gamma"] and model.policy.latent_dim == hyperparams["policy_kwargs"]["latent_dim"]
 
 
+def test_gumbel_settings_are_yml_keys(tmp_path):
+    """A hyperparameter file's section may choose the search and its settings, as for any MuZero argument."""
+    section = "CartPole-v1:\n  policy: MlpPolicy\n  n_timesteps: 100\n  search_algorithm: gumbel\n"
+    section += "  max_considered_actions: 4\n  gumbel_c_visit: 25.0\n  gumbel_c_scale: 0.2\n  num_simulations: 4\n"
+    (tmp_path / "muzero.yml").write_text(section)
+    settings = muzero_settings("CartPole-v1", tmp_path / "muzero.yml")
+    model = MuZero(settings.policy, "CartPole-v1", **settings.kwargs)
+    expected = dict(search_algorithm="gumbel", max_considered_actions=4, gumbel_c_visit=25.0, gumbel_c_scale=0.2)
+    assert {key: getattr(model.policy.search_settings, key) for key in expected} == expected
+
+
 @pytest.mark.parametrize("algorithm", ["puct", "gumbel"])
 def test_the_sampler_samples_gumbel_settings_for_gumbel_trials_only(algorithm):
     values = dict(learning_rate=1e-3, batch_size=32, replay_ratio=0.5, num_simulations=8, search_algorithm=algorithm,
