@@ -30,6 +30,8 @@ Exactness
     counts, with weights from a host table computed by :func:`sb3_muzero.mcts.action_choice.visit_weights`
     and the cumulative sum taken in numpy's order, so given the same visit counts and the same ``rng``
     they equal :func:`~sb3_muzero.mcts.action_choice.choose_action`'s.
+    Gumbel's selection and policy target call ``exp`` too, so its policy targets can differ from the CPU
+    backend's in the last bits; its actions and visit counts agree with the reference on the golden trees.
 
 Designs
     Implemented and tested: one thread per tree over the layout shared with the CPU backend (node
