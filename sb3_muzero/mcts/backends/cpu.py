@@ -198,6 +198,17 @@ def _backup(nodes, visited, min_max, leaf, value, discount) -> None:
     min_max[1] = q_max
 
 
+@numba.njit(**_INLINE)
+def _create_root(nodes, visited, unvisited_prior, min_max, value) -> None:
+    """Write the root (node 0) of one tree from its priors (in ``unvisited_prior[0]``): one visit carrying the
+    network's value, an empty Q range."""
+    _create_node(nodes, visited, unvisited_prior, 0, -1, -1, 0.0)
+    nodes[0].visits = 1
+    nodes[0].value_sum = value
+    min_max[0] = math.inf
+    min_max[1] = -math.inf
+
+
 @numba.njit(**JIT_OPTIONS)
 def _init_roots_and_select(
     nodes, visited, unvisited_prior, min_max, leaf_parent, leaf_action,
@@ -212,11 +223,7 @@ def _init_roots_and_select(
                 if legal[b, a]:
                     mixed = unvisited_prior[b, 0, a] * (1.0 - noise_fraction) + noise[b, a] * noise_fraction
                     unvisited_prior[b, 0, a] = mixed
-        _create_node(nodes[b], visited[b], unvisited_prior[b], 0, -1, -1, 0.0)
-        nodes[b, 0].visits = 1
-        nodes[b, 0].value_sum = root_value[b]
-        min_max[b, 0] = math.inf
-        min_max[b, 1] = -math.inf
+        _create_root(nodes[b], visited[b], unvisited_prior[b], min_max[b], root_value[b])
         leaf_parent[b], leaf_action[b] = _select_leaf(nodes[b], visited[b], unvisited_prior[b], min_max[b], exploration_table)
 
 
@@ -388,12 +395,8 @@ def _gumbel_init_roots_and_select(
     select the leaves of the first simulation."""
     for b in range(prior_logits.shape[0]):
         _softmax(prior_logits[b], legal[b], True, unvisited_prior[b, 0])
-        _create_node(nodes[b], visited[b], unvisited_prior[b], 0, -1, -1, 0.0)
-        nodes[b, 0].visits = 1
-        nodes[b, 0].value_sum = root_value[b]
+        _create_root(nodes[b], visited[b], unvisited_prior[b], min_max[b], root_value[b])
         raw_value[b, 0] = root_value[b]
-        min_max[b, 0] = math.inf
-        min_max[b, 1] = -math.inf
         leaf_parent[b], leaf_action[b] = _gumbel_select_leaf(
             nodes[b], visited[b], unvisited_prior[b], raw_value, scratch, gumbel_logits, b,
             considered_visits[num_considered[b], 0], c_visit, c_scale,

@@ -213,6 +213,16 @@ __device__ void _select_leaf(const TreeRows& tree, const double* exploration_tab
     }
 }
 
+// Write the root (node 0) from its priors (in unvisited_prior's row 0): one visit carrying the network's
+// value, an empty Q range.
+__device__ void _create_root(const TreeRows& tree, double value) {
+    _create_node(tree, 0, -1, -1, 0.0);
+    tree.nodes[0].visits = 1;
+    tree.nodes[0].value_sum = value;
+    tree.min_max[0] = positive_infinity();
+    tree.min_max[1] = -positive_infinity();
+}
+
 // Add the discounted return to every node from leaf up to the root; widen the tree's Q range.
 __device__ void _backup(const TreeRows& tree, int leaf, double value, double discount) {
     double q_min = tree.min_max[0];
@@ -528,11 +538,7 @@ extern "C" __global__ void init_roots_and_select(const TreeArrays* arrays, int b
             }
         }
     }
-    mcts::_create_node(tree, 0, -1, -1, 0.0);
-    tree.nodes[0].visits = 1;
-    tree.nodes[0].value_sum = root_value[b];
-    tree.min_max[0] = mcts::positive_infinity();
-    tree.min_max[1] = -mcts::positive_infinity();
+    mcts::_create_root(tree, root_value[b]);
     mcts::_select_leaf(tree, exploration_table, arrays->leaf_parent + b, arrays->leaf_action + b);
 }
 
@@ -624,12 +630,8 @@ extern "C" __global__ void gumbel_init_roots_and_select(const TreeArrays* arrays
     const mcts::TreeRows tree = mcts::tree_rows(arrays, b, num_nodes, num_actions);
     const long long row = (long long)b * num_actions;
     mcts::_softmax(prior_logits + row, legal + row, true, tree.unvisited_prior, num_actions);
-    mcts::_create_node(tree, 0, -1, -1, 0.0);
-    tree.nodes[0].visits = 1;
-    tree.nodes[0].value_sum = root_value[b];
+    mcts::_create_root(tree, root_value[b]);
     tree.raw_value[0] = root_value[b];
-    tree.min_max[0] = mcts::positive_infinity();
-    tree.min_max[1] = -mcts::positive_infinity();
     const int considered_visit = considered_visits[(long long)num_considered[b] * num_simulations];
     mcts::_gumbel_select_leaf(tree, gumbel_logits + row, tree.scratch, considered_visit, c_visit, c_scale,
                               arrays->leaf_parent + b, arrays->leaf_action + b);
