@@ -2,13 +2,16 @@
 
     python benchmarks/bench_mcts.py --backend cpu --threads 1 --sims 50
     python benchmarks/bench_mcts.py --backend cuda --sims 50 --batches 8 64 256 1024 4096
+    python benchmarks/bench_mcts.py --batches 256 --actions 18 --algorithms puct gumbel
 
 The model's ``recurrent_fn`` returns precomputed random outputs (latent size 64, float32), cycling
 through a few sets so that the trees are not degenerate; with ``--backend cuda`` they are CUDA
-tensors, as a network on the GPU returns them. A timed search covers root preparation, Dirichlet
-noise, every simulation, reading the root statistics and choosing the actions (on the GPU, the
-device is synchronised before and after, so the time includes all of its work). Prints one JSON line
-per (batch, actions) setting: the median over ``--repeats`` runs after a warm-up.
+tensors, as a network on the GPU returns them. A timed search covers root preparation, root noise
+(PUCT: Dirichlet; Gumbel: Gumbel noise of temperature 1), every simulation, reading the root statistics,
+choosing the actions and the policy targets (on the GPU, the device is synchronised before and after, so
+the time includes all of its work). Prints one JSON line per (batch, actions, algorithm): the median over
+``--repeats`` runs after a warm-up; with both algorithms (the default), timed one after the other, a
+line per (batch, actions) gives Gumbel's time per simulation over PUCT's.
 """
 
 import argparse
@@ -18,6 +21,7 @@ import numpy as np
 from timing import median_ms
 
 from sb3_muzero.mcts import RecurrentOutput, RootInput, SearchSettings, search
+from sb3_muzero.mcts.settings import SEARCH_ALGORITHMS
 
 LATENT_SIZE = 64
 NUM_OUTPUT_SETS = 8
@@ -53,11 +57,14 @@ class NoCostModel:
         return self.outputs[self.calls % NUM_OUTPUT_SETS]
 
 
-def time_search(backend: str, batch_size: int, num_actions: int, sims: int, repeats: int, device: str) -> float:
+def time_search(
+    backend: str, batch_size: int, num_actions: int, sims: int, repeats: int, device: str, algorithm: str
+) -> float:
     """Median milliseconds of one full search."""
     rng = np.random.default_rng(0)
     model = NoCostModel(batch_size, num_actions, rng, device)
-    settings = SearchSettings(num_simulations=sims, gamma=0.997, root_exploration_fraction=0.25, search_backend=backend)
+    settings = SearchSettings(num_simulations=sims, gamma=0.997, root_exploration_fraction=0.25, search_backend=backend,
+                              search_algorithm=algorithm)  # fmt: skip
 
     def run_once() -> None:
         result = search(model.root, model.recurrent_fn, settings, rng=rng, temperature=1.0, add_noise=True)
@@ -82,6 +89,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", help="batch sizes (default: 8 64 256 1024, and 4096 on cuda)")
     parser.add_argument("--actions", type=int, nargs="+", default=[4, 18])
     parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--algorithms", nargs="+", default=list(SEARCH_ALGORITHMS), choices=SEARCH_ALGORITHMS)
     args = parser.parse_args()
 
     import numba
@@ -91,13 +99,19 @@ def main() -> None:
     if device == "cuda" and not gpu_ready():
         parser.error('--backend cuda needs a CUDA GPU, a CUDA build of torch and CuPy (pip install "sb3-muzero[cuda]")')
     batches = args.batches or ([8, 64, 256, 1024] + ([4096] if args.backend == "cuda" else []))
+    impl = f"{args.backend}-numba-{args.threads}t" if args.backend == "cpu" else "cuda-cupy"
     for batch_size in batches:
         for num_actions in args.actions:
-            ms = time_search(args.backend, batch_size, num_actions, args.sims, args.repeats, device)
-            impl = f"{args.backend}-numba-{args.threads}t" if args.backend == "cpu" else "cuda-cupy"
-            line = dict(impl=impl, batch=batch_size, actions=num_actions, sims=args.sims, ms_per_search=round(ms, 4))
-            line["sims_per_s"] = round(batch_size * args.sims / (ms / 1e3))
-            print(json.dumps(line), flush=True)
+            ms = {}
+            for algorithm in args.algorithms:
+                ms[algorithm] = time_search(args.backend, batch_size, num_actions, args.sims, args.repeats, device, algorithm)
+                line = dict(impl=impl, algorithm=algorithm, batch=batch_size, actions=num_actions, sims=args.sims)
+                line.update(ms_per_search=round(ms[algorithm], 4), ms_per_sim=round(ms[algorithm] / args.sims, 5))
+                line["sims_per_s"] = round(batch_size * args.sims / (ms[algorithm] / 1e3))
+                print(json.dumps(line), flush=True)
+            if len(ms) == 2:
+                ratio = round(ms["gumbel"] / ms["puct"], 3)
+                print(json.dumps(dict(impl=impl, batch=batch_size, actions=num_actions, gumbel_over_puct=ratio)), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """Env steps MuZero needs to solve CartPole-v1, with the CartPole-v1 settings of hyperparams/muzero.yml.
 
     python benchmarks/cartpole.py --seeds 3
+    python benchmarks/cartpole.py --seeds 3 --variant puct50 \
+        --variant gumbel8 search_algorithm=gumbel num_simulations=8 \
+        --variant gumbel2 search_algorithm=gumbel num_simulations=2
 
 Trains one model per seed and evaluates it deterministically (10 episodes, ``predict(deterministic=True)``)
 every 1,000 env steps. Torch runs on one thread (``--threads``): the networks are small, and more threads only
@@ -9,6 +12,11 @@ mean return >= 475, null if none within the budget), ``wall_s`` (training time u
 excluded), ``eval_s`` and the evaluation history; then a summary line with the medians. A run stops at its first
 evaluation >= 475, or with ``--full-budget`` at the end of the whole budget (the yml's ``n_timesteps``, or
 ``--n-timesteps``).
+
+``--variant NAME KEY=VALUE ...`` (repeated) compares settings in one invocation: every seed is trained once per
+variant, the variants taking turns (seed 0 of each, then seed 1 of each, ...), so that a slower or busier moment of
+the machine falls on all of them alike; each run's line names its variant, and a summary line per variant follows.
+A variant's settings go on top of the section and of ``--set``; a variant without settings is the section itself.
 """
 
 import argparse
@@ -75,6 +83,29 @@ def run(seed: int, stop_at_threshold: bool, overrides: dict, n_timesteps: int | 
     )
 
 
+def parse_variants(parser: argparse.ArgumentParser, variants: list[list[str]]) -> dict[str, list[str]]:
+    """``--variant NAME KEY=VALUE ...`` items as {name: settings}; without any, the section alone (named "section")."""
+    if not variants:
+        return {"section": []}
+    parsed: dict[str, list[str]] = {}
+    for name, *items in variants:
+        if "=" in name or any("=" not in item for item in items):
+            parser.error(f"--variant takes a NAME, then KEY=VALUE items, got {[name, *items]}")
+        if name in parsed:
+            parser.error(f"--variant {name!r} is given twice")
+        parsed[name] = items
+    return parsed
+
+
+def summary(runs: list[dict]) -> dict:
+    """The medians over runs: env steps to 475 (null if the median run never got there) and training wall time."""
+    steps = [r["env_steps_to_475"] if r["env_steps_to_475"] is not None else np.inf for r in runs]
+    medians = dict(
+        median_env_steps_to_475=statistics.median(steps), median_wall_s=statistics.median(r["wall_s"] for r in runs)
+    )
+    return {key: (None if value == np.inf else value) for key, value in medians.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
@@ -89,24 +120,33 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="override a setting: a Python literal, or lin_<value> for learning_rate",
     )
+    parser.add_argument(
+        "--variant",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar="NAME [KEY=VALUE ...]",
+        help="a named set of settings to compare (repeat for several; the variants take turns seed by seed)",
+    )
     args = parser.parse_args()
     refuse_options_below(
         parser, (("--seeds", args.seeds, 1), ("--threads", args.threads, 1), ("--n-timesteps", args.n_timesteps, 1))
     )
+    variants = parse_variants(parser, args.variant)
     try:
-        overrides = parse_overrides(args.set)
+        common = parse_overrides(args.set)
+        variant_overrides = {name: parse_overrides(items) for name, items in variants.items()}
     except ValueError as error:
         parser.error(str(error))
     th.set_num_threads(args.threads)
-    results = []
+    results: dict[str, list[dict]] = {name: [] for name in variants}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        results.append(run(seed, not args.full_budget, overrides, args.n_timesteps))
-        print(json.dumps(results[-1]), flush=True)
-    steps = [r["env_steps_to_475"] if r["env_steps_to_475"] is not None else np.inf for r in results]
-    summary = dict(
-        median_env_steps_to_475=statistics.median(steps), median_wall_s=statistics.median(r["wall_s"] for r in results)
-    )
-    print(json.dumps({key: (None if value == np.inf else value) for key, value in summary.items()}), flush=True)
+        for name, items in variants.items():
+            result = run(seed, not args.full_budget, {**common, **variant_overrides[name]}, args.n_timesteps)
+            results[name].append(result)
+            print(json.dumps({"variant": name, "settings": items, **result}), flush=True)
+    for name, runs in results.items():
+        print(json.dumps({"variant": name, "settings": variants[name], **summary(runs)}), flush=True)
 
 
 if __name__ == "__main__":

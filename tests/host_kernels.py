@@ -18,6 +18,8 @@ from typing import Optional
 import numpy as np
 
 from sb3_muzero.mcts import kernels, tables
+from sb3_muzero.mcts.action_choice import visit_distribution
+from sb3_muzero.mcts.types import GumbelSelection
 
 GXX_FLAGS = ("-std=c++17", "-O2", "-shared", "-fPIC", "-ffp-contract=off", "-fno-fast-math", "-Wall", "-Wextra", "-Werror")
 
@@ -138,14 +140,17 @@ class HostKernelBackend:
     def exploration_table(self, num_nodes: int, pb_c_init: float, pb_c_base: float, device=None) -> np.ndarray:
         return tables.exploration_table(num_nodes, pb_c_init, pb_c_base)
 
-    def init_roots(self, tree, prior_logits, root_value, legal, noise, noise_fraction, exploration):
+    def gumbel_selection(self, selection: GumbelSelection, device=None) -> GumbelSelection:
+        return kernels.gumbel_selection_on(self.device, selection)
+
+    def init_roots(self, tree, prior_logits, root_value, legal, noise, noise_fraction, selection):
         logits, value = np.asarray(prior_logits), np.asarray(root_value)
-        kernels.launch_init_roots(self.device, tree, logits, value, legal, noise, noise_fraction, exploration)
+        kernels.launch_init_roots(self.device, tree, logits, value, legal, noise, noise_fraction, selection)
         return tree.arrays.leaf_parent, tree.arrays.leaf_action
 
-    def expand_and_select(self, tree, new_node, reward, value, prior_logits, gamma, exploration, select_next):
+    def expand_and_select(self, tree, new_node, reward, value, prior_logits, gamma, selection, select_next):
         outputs = (np.asarray(reward), np.asarray(value), np.asarray(prior_logits))
-        kernels.launch_expand_and_select(self.device, tree, new_node, *outputs, gamma, exploration, select_next)
+        kernels.launch_expand_and_select(self.device, tree, new_node, *outputs, gamma, selection, select_next)
         return tree.arrays.leaf_parent, tree.arrays.leaf_action
 
     def read_root(self, tree) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,6 +168,16 @@ class HostKernelBackend:
         counts = np.ascontiguousarray(visit_counts, dtype=np.int32)
         kernels.launch_choose_actions(self.device, counts, uniforms, table, num_simulations, action)
         return action
+
+    @staticmethod
+    def visit_distribution(visit_counts) -> np.ndarray:
+        return visit_distribution(np.asarray(visit_counts))
+
+    def gumbel_choice(self, tree, selection) -> tuple[np.ndarray, np.ndarray]:
+        action = np.empty(tree.arrays.batch_size, dtype=np.int64)
+        policy = np.empty((tree.arrays.batch_size, tree.arrays.num_actions), dtype=np.float64)
+        kernels.launch_gumbel_choose(self.device, tree, selection, action, policy)
+        return action, policy.astype(np.float32)
 
     @staticmethod
     def to_numpy(array) -> np.ndarray:

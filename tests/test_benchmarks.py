@@ -41,12 +41,41 @@ def assert_main_refuses(benchmark, argv: list[str], message: str, monkeypatch, c
         (["--threads", "0"], "--threads must be >= 1, got 0"),
         (["--n-timesteps", "-5"], "--n-timesteps must be >= 1, got -5"),
         (["--set", "td_steps"], "--set takes KEY=VALUE items, got ['td_steps']"),
+        (["--variant", "td_steps=5"], "--variant takes a NAME, then KEY=VALUE items, got ['td_steps=5']"),
+        (["--variant", "short", "td_steps"], "--variant takes a NAME, then KEY=VALUE items, got ['short', 'td_steps']"),
+        (["--variant", "a", "--variant", "a", "td_steps=5"], "--variant 'a' is given twice"),
     ],
 )
 def test_cartpole_benchmark_rejects_bad_arguments_before_training(monkeypatch, capsys, argv, message):
     benchmark = load_benchmark("cartpole")
     monkeypatch.setattr(benchmark, "run", lambda *args: pytest.fail("trained despite a bad argument"))
     assert_main_refuses(benchmark, argv, message, monkeypatch, capsys)
+
+
+def test_cartpole_benchmark_compares_variants_seed_by_seed(monkeypatch, capsys):
+    """Each seed is trained once per variant, the variants taking turns; a variant's settings go on top of --set's."""
+    benchmark = load_benchmark("cartpole")
+    made = []
+
+    class RecordingMuZero(MuZero):
+        def __init__(self, policy, env, seed=None, **kwargs):
+            made.append(dict(seed=seed, **kwargs))
+            super().__init__(policy, env, seed=seed, **kwargs)
+
+    monkeypatch.setattr(benchmark, "MuZero", RecordingMuZero)
+    argv = ["--seeds", "2", "--n-timesteps", "16", "--set", "learning_starts=1000", "policy_kwargs=dict(net_arch=[8])",
+            "--variant", "section", "--variant", "gumbel2", "search_algorithm=gumbel", "num_simulations=2"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", ["cartpole.py", *argv])
+    benchmark.main()
+    assert [(m["seed"], m.get("search_algorithm", "puct"), m["num_simulations"]) for m in made] == [
+        (0, "puct", 50), (0, "gumbel", 2), (1, "puct", 50), (1, "gumbel", 2)
+    ]  # fmt: skip
+    assert all(m["learning_starts"] == 1000 and m["policy_kwargs"] == dict(net_arch=[8]) for m in made)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["variant"], line.get("seed")) for line in lines] == [
+        ("section", 0), ("gumbel2", 0), ("section", 1), ("gumbel2", 1), ("section", None), ("gumbel2", None)
+    ]  # fmt: skip
+    assert lines[-1]["settings"] == ["search_algorithm=gumbel", "num_simulations=2"] and "median_wall_s" in lines[-1]
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import torch as th
 from sb3_muzero.mcts import RecurrentOutput, RootInput, SearchSettings, reference, search
 from sb3_muzero.mcts.backends import cpu, cuda_available, get_backend
 from tests.mcts_models import Float32Model, HashModel, TorchModel
-from tests.test_mcts import DISCOUNT, GOLDEN_GRID, golden_settings, random_legal_mask
+from tests.test_mcts import DISCOUNT, GOLDEN_GRID, golden_settings, gumbel_golden_case, random_legal_mask
 
 pytestmark = [
     pytest.mark.gpu,
@@ -42,28 +42,31 @@ class DeviceModel:
         return th.sin(3.0 * latent @ self.weights.T), th.cos(latent.sum(dim=1))  # logits [B, A], value [B]
 
 
-def run_three(model, batch_size, num_simulations, legal, noise_fraction, seed=7, **kwargs):
-    """The same search on the CUDA backend, the Numba backend and the reference, each with its own generator."""
+def run_three(model, batch_size, num_simulations, legal, noise_fraction, seed=7, gumbel=None, **kwargs):
+    """The same search on the CUDA backend, the Numba backend and the reference, each with its own generator
+    (``gumbel``: Gumbel's settings, for a Gumbel search)."""
     kwargs = dict(add_noise=True, legal_actions_mask=legal, **kwargs)
     device_model = TorchModel(model, device="cuda")
-    gpu_settings = golden_settings(num_simulations, noise_fraction, "cuda")
+    gpu_settings = golden_settings(num_simulations, noise_fraction, "cuda", **(gumbel or {}))
     gpu = search(
         device_model.root(batch_size), device_model.recurrent_fn, gpu_settings, rng=np.random.default_rng(seed), **kwargs
     )
     root = model.root(batch_size)
-    settings = golden_settings(num_simulations, noise_fraction, "cpu")
+    settings = golden_settings(num_simulations, noise_fraction, "cpu", **(gumbel or {}))
     numba = search(root, model.recurrent_fn, settings, rng=np.random.default_rng(seed), **kwargs)
     slow = reference.search(root, model.recurrent_fn, settings, rng=np.random.default_rng(seed), **kwargs)
     return gpu, numba, slow
 
 
 def assert_same_search(gpu, numba, slow) -> None:
-    """Same visits and actions; values within 1e-5 (the device's exp may differ from glibc's in the last bit)."""
+    """Same visits and actions; values and policy targets within 1e-5 (the device's exp may differ from glibc's in
+    the last bit)."""
     for expected in (slow, numba):
         np.testing.assert_array_equal(gpu.visit_counts.cpu().numpy(), expected.visit_counts)
         np.testing.assert_allclose(gpu.root_value.cpu().numpy(), expected.root_value, rtol=0, atol=1e-5)
         np.testing.assert_allclose(gpu.q_values.cpu().numpy(), expected.q_values, rtol=0, atol=1e-5)
         np.testing.assert_array_equal(gpu.action, expected.action)
+        np.testing.assert_allclose(gpu.policy_target.cpu().numpy(), expected.policy_target, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("batch_size, num_actions, num_simulations, masked, noisy", GOLDEN_GRID)
@@ -72,6 +75,18 @@ def test_cuda_backend_agrees_with_reference_and_numba(batch_size, num_actions, n
     model = HashModel(num_actions, seed=seed)
     legal = random_legal_mask(np.random.default_rng(seed), batch_size, num_actions) if masked else None
     assert_same_search(*run_three(model, batch_size, num_simulations, legal, 0.25 if noisy else 0.0))
+
+
+@pytest.mark.parametrize("batch_size, num_actions, num_simulations, masked, noisy", GOLDEN_GRID)
+def test_gumbel_cuda_backend_agrees_with_reference_and_numba(batch_size, num_actions, num_simulations, masked, noisy):
+    model, legal, gumbel, kwargs = gumbel_golden_case(batch_size, num_actions, num_simulations, masked, noisy)
+    assert_same_search(*run_three(model, batch_size, num_simulations, legal, 0.25, gumbel=gumbel, **kwargs))
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_gumbel_cuda_backend_agrees_when_scores_tie(levels):
+    model = HashModel(18, seed=18 + 100 * levels, levels=levels)
+    assert_same_search(*run_three(model, 17, 50, None, 0.0, gumbel=dict(search_algorithm="gumbel")))
 
 
 @pytest.mark.parametrize("batch_size, num_actions, num_simulations", [(17, 2, 50), (17, 4, 50), (17, 18, 50), (3, 18, 10)])

@@ -85,10 +85,11 @@ def cuda_on_host(monkeypatch, host_kernel_library):
     "model, temperature",
     [(HashModel(5, seed=3), 0.0), (Float32Model(18, seed=4), 1.0), (HashModel(4, seed=6, levels=2), 0.5)],
 )
-def test_cuda_backend_glue_agrees_with_reference(cuda_on_host, model, temperature):
+@pytest.mark.parametrize("algorithm", ["puct", "gumbel"])
+def test_cuda_backend_glue_agrees_with_reference(cuda_on_host, model, temperature, algorithm):
     batch_size, num_simulations = 11, 30
     legal = random_legal_mask(np.random.default_rng(2), batch_size, model.num_actions)
-    settings = SearchSettings(num_simulations=num_simulations, gamma=DISCOUNT)
+    settings = SearchSettings(num_simulations=num_simulations, gamma=DISCOUNT, search_algorithm=algorithm)
     kwargs = dict(add_noise=True, legal_actions_mask=legal, temperature=temperature)
     torch_model = TorchModel(model, device="cpu")
     for _ in range(2):  # the second search reuses the first one's tree
@@ -102,11 +103,14 @@ def test_cuda_backend_glue_agrees_with_reference(cuda_on_host, model, temperatur
         np.testing.assert_allclose(result.root_value.numpy(), expected.root_value, rtol=0, atol=1e-5)
         np.testing.assert_allclose(result.q_values.numpy(), expected.q_values, rtol=0, atol=1e-5)
         np.testing.assert_array_equal(result.action, expected.action)
+        np.testing.assert_array_equal(result.policy_target.numpy(), expected.policy_target)
     assert isinstance(result.action, np.ndarray) and result.action.dtype == np.int64
     assert isinstance(result.visit_counts, th.Tensor) and result.visit_counts.dtype == th.int32
     assert result.root_value.dtype == result.q_values.dtype == th.float64
-    assert "choose_actions" in cuda_on_host.launches
-    assert ("expand_backup_select_f32" in cuda_on_host.launches) == isinstance(model, Float32Model)
+    assert isinstance(result.policy_target, th.Tensor) and result.policy_target.dtype == th.float32
+    prefix = "gumbel_" if algorithm == "gumbel" else ""
+    assert ("gumbel_choose" if algorithm == "gumbel" else "choose_actions") in cuda_on_host.launches
+    assert (prefix + "expand_backup_select_f32" in cuda_on_host.launches) == isinstance(model, Float32Model)
 
 
 def test_selection_outputs_are_views_of_the_tree(cuda_on_host):

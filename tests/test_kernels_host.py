@@ -21,7 +21,7 @@ from sb3_muzero.mcts.backends import cpu
 from sb3_muzero.mcts.types import NODE_DTYPE, PRIORS_PENDING, VISITED_DTYPE
 from tests.host_kernels import HostDevice, HostKernelBackend, gxx, kernel_signatures, struct_fields
 from tests.mcts_models import Float32Model, HashModel
-from tests.test_mcts import DISCOUNT, GOLDEN_GRID, golden_settings, random_legal_mask
+from tests.test_mcts import DISCOUNT, GOLDEN_GRID, golden_settings, gumbel_golden_case, random_legal_mask
 
 needs_gxx = pytest.mark.skipif(gxx() is None, reason="g++ is not installed: the host build of search.cu needs it")
 SOURCE = kernels.source_text()
@@ -40,10 +40,12 @@ def host_search(monkeypatch, host_backend, root, recurrent_fn, settings, **kwarg
         return search(root, recurrent_fn, settings, **kwargs)
 
 
-def run_three(monkeypatch, host_backend, model, batch_size, num_simulations, legal, noise_fraction, seed=7, **kwargs):
-    """The same search on the host kernels, the Numba backend and the reference, each with its own generator."""
+def run_three(monkeypatch, host_backend, model, batch_size, num_simulations, legal, noise_fraction, seed=7, gumbel=None,
+              **kwargs):  # fmt: skip
+    """The same search on the host kernels, the Numba backend and the reference, each with its own generator
+    (``gumbel``: Gumbel's settings, for a Gumbel search)."""
     kwargs = dict(add_noise=True, legal_actions_mask=legal, **kwargs)
-    settings = golden_settings(num_simulations, noise_fraction, search_backend="cpu")
+    settings = golden_settings(num_simulations, noise_fraction, search_backend="cpu", **(gumbel or {}))
     root = model.root(batch_size)
     host = host_search(
         monkeypatch, host_backend, root, model.recurrent_fn, settings, rng=np.random.default_rng(seed), **kwargs
@@ -54,13 +56,14 @@ def run_three(monkeypatch, host_backend, model, batch_size, num_simulations, leg
 
 
 def assert_same_search(host, numba, slow) -> None:
-    """Same visits and actions as both; values within 1e-5 of the reference and equal to Numba's bit for bit
-    (the host build and Numba both call glibc's exp, so nothing may differ)."""
+    """Same visits, actions and policy targets as both; values within 1e-5 of the reference and equal to Numba's bit
+    for bit (the host build and Numba both call glibc's exp, so nothing may differ)."""
     np.testing.assert_array_equal(host.visit_counts, slow.visit_counts)
     np.testing.assert_allclose(host.root_value, slow.root_value, rtol=0, atol=1e-5)
     np.testing.assert_allclose(host.q_values, slow.q_values, rtol=0, atol=1e-5)
     np.testing.assert_array_equal(host.action, slow.action)
-    for field in ("action", "visit_counts", "root_value", "q_values"):
+    np.testing.assert_array_equal(host.policy_target, slow.policy_target)
+    for field in ("action", "visit_counts", "root_value", "q_values", "policy_target"):
         np.testing.assert_array_equal(getattr(host, field), getattr(numba, field), err_msg=field)
 
 
@@ -78,9 +81,29 @@ def test_host_kernels_agree_with_reference_and_numba(monkeypatch, host_backend, 
 @needs_gxx
 @pytest.mark.parametrize("batch_size, num_actions, num_simulations", [(17, 2, 50), (17, 4, 50), (17, 18, 50), (3, 18, 10)])
 @pytest.mark.parametrize("levels", [1, 2, 3])
-def test_host_kernels_agree_when_scores_tie(monkeypatch, host_backend, batch_size, num_actions, num_simulations, levels):
+@pytest.mark.parametrize("algorithm", ["puct", "gumbel"])
+def test_host_kernels_agree_when_scores_tie(monkeypatch, host_backend, batch_size, num_actions, num_simulations, levels,
+                                            algorithm):  # fmt: skip
     model = HashModel(num_actions, seed=num_actions + 100 * levels, levels=levels)
-    assert_same_search(*run_three(monkeypatch, host_backend, model, batch_size, num_simulations, None, 0.0))
+    gumbel = dict(search_algorithm=algorithm)
+    assert_same_search(*run_three(monkeypatch, host_backend, model, batch_size, num_simulations, None, 0.0, gumbel=gumbel))
+
+
+@needs_gxx
+@pytest.mark.parametrize("batch_size, num_actions, num_simulations, masked, noisy", GOLDEN_GRID)
+def test_gumbel_host_kernels_agree_with_reference_and_numba(monkeypatch, host_backend, batch_size, num_actions,
+                                                            num_simulations, masked, noisy):  # fmt: skip
+    model, legal, gumbel, kwargs = gumbel_golden_case(batch_size, num_actions, num_simulations, masked, noisy)
+    results = run_three(monkeypatch, host_backend, model, batch_size, num_simulations, legal, 0.25, gumbel=gumbel, **kwargs)
+    assert_same_search(*results)
+    assert "gumbel_choose" in host_backend.device.launches
+
+
+@needs_gxx
+@pytest.mark.parametrize("max_considered_actions", [1, 3, 32])
+def test_gumbel_host_kernels_agree_for_any_number_of_considered_actions(monkeypatch, host_backend, max_considered_actions):
+    model, legal, gumbel, kwargs = gumbel_golden_case(9, 18, 50, True, True, max_considered_actions)
+    assert_same_search(*run_three(monkeypatch, host_backend, model, 9, 50, legal, 0.0, gumbel=gumbel, **kwargs))
 
 
 @needs_gxx
@@ -95,21 +118,27 @@ def test_host_kernels_sample_the_same_actions(monkeypatch, host_backend, tempera
 
 @needs_gxx
 @pytest.mark.parametrize("num_actions, num_simulations", [(4, 50), (18, 50)])
-def test_host_kernels_read_float32_outputs_like_numba(monkeypatch, host_backend, num_actions, num_simulations):
+@pytest.mark.parametrize("algorithm", ["puct", "gumbel"])
+def test_host_kernels_read_float32_outputs_like_numba(monkeypatch, host_backend, num_actions, num_simulations, algorithm):
     model = Float32Model(num_actions, seed=5)
-    results = run_three(monkeypatch, host_backend, model, 17, num_simulations, None, 0.25)
+    gumbel = dict(search_algorithm=algorithm)
+    results = run_three(monkeypatch, host_backend, model, 17, num_simulations, None, 0.25, gumbel=gumbel, temperature=1.0)
     assert_same_search(*results)
-    assert "expand_backup_select_f32" in host_backend.device.launches
+    expected_kernel = "expand_backup_select_f32" if algorithm == "puct" else "gumbel_expand_backup_select_f32"
+    assert expected_kernel in host_backend.device.launches
 
 
 @needs_gxx
 @pytest.mark.parametrize("num_actions, masked", [(4, True), (18, False)])
-def test_host_kernels_build_the_same_trees_as_numba(monkeypatch, host_backend, num_actions, masked):
-    """Every node, not just the root: statistics, links, visited slots, priors (and pending logits), Q range."""
+@pytest.mark.parametrize("algorithm", ["puct", "gumbel"])
+def test_host_kernels_build_the_same_trees_as_numba(monkeypatch, host_backend, num_actions, masked, algorithm):
+    """Every node, not just the root: statistics, links, visited slots, priors (and pending logits), Q range, and in
+    Gumbel searches the network values."""
     batch_size, num_simulations = 9, 40
     model = HashModel(num_actions, seed=77)
     legal = random_legal_mask(np.random.default_rng(1), batch_size, num_actions) if masked else None
-    run_three(monkeypatch, host_backend, model, batch_size, num_simulations, legal, 0.25)
+    gumbel = dict(search_algorithm=algorithm)
+    run_three(monkeypatch, host_backend, model, batch_size, num_simulations, legal, 0.25, gumbel=gumbel, temperature=1.0)
     host = host_backend.last_tree.arrays
     numba = cpu.new_tree(batch_size, num_simulations + 1, num_actions)  # the buffer the last CPU search used
     host_nodes = kernels.as_records(host.nodes, NODE_DTYPE)
@@ -117,7 +146,8 @@ def test_host_kernels_build_the_same_trees_as_numba(monkeypatch, host_backend, n
     assert (numba.nodes["best_unvisited"] == PRIORS_PENDING).any()  # some nodes were never selected through
     for field in fields:
         np.testing.assert_array_equal(host_nodes[field], numba.nodes[field], err_msg=field)
-    for field in ("unvisited_prior", "min_max", "leaf_parent", "leaf_action"):
+    gumbel_fields = ("raw_value",) if algorithm == "gumbel" else ()
+    for field in ("unvisited_prior", "min_max", "leaf_parent", "leaf_action", *gumbel_fields):
         np.testing.assert_array_equal(getattr(host, field), getattr(numba, field), err_msg=field)
     in_use = np.arange(num_actions) < numba.nodes["num_visited"][..., None]  # [B, N, A] slots in use
     assert in_use[:, 0].sum() > batch_size  # roots with several visited children

@@ -164,4 +164,4 @@ def test_the_interface_check_finds_a_wrong_backend():
 
     problems = interface_problems(Wrong())
     assert "read_root('trees',) instead of read_root('tree',)" in problems
-    assert "init_roots is missing" in problems and len(problems) == 6
+    assert "init_roots is missing" in problems and len(problems) == 9

@@ -8,29 +8,32 @@ import pytest
 import torch as th
 
 from sb3_muzero.mcts import RecurrentOutput, RootInput, SearchSettings, action_choice, reference, roots, search
+from tests.hash_outputs import random_legal_mask
 from tests.mcts_models import HashModel
 
 DISCOUNT = 0.97
 GOLDEN_GRID = list(itertools.product([1, 3, 17], [2, 4, 18], [1, 2, 10, 50], [False, True], [False, True]))
 
 
-def random_legal_mask(rng: np.random.Generator, batch_size: int, num_actions: int) -> np.ndarray:
-    """About half the actions legal, at least one per row, and at least one row with an illegal action."""
-    mask = rng.random((batch_size, num_actions)) < 0.5
-    mask[np.arange(batch_size), rng.integers(num_actions, size=batch_size)] = True
-    mask[0, (np.argmax(mask[0]) + 1) % num_actions] = num_actions == 1
-    return mask
-
-
-def golden_settings(num_simulations: int, noise_fraction: float, search_backend: str = "auto") -> SearchSettings:
-    """The settings of the golden trees: the tests' discount, root noise of the given fraction."""
+def golden_settings(num_simulations: int, noise_fraction: float, search_backend: str = "auto", **gumbel) -> SearchSettings:
+    """The settings of the golden trees: the tests' discount, root noise of the given fraction (and, for Gumbel trees,
+    ``search_algorithm="gumbel"`` and its settings)."""
     return SearchSettings(num_simulations=num_simulations, gamma=DISCOUNT, root_dirichlet_alpha=0.3,
-                          root_exploration_fraction=noise_fraction, search_backend=search_backend)  # fmt: skip
+                          root_exploration_fraction=noise_fraction, search_backend=search_backend, **gumbel)  # fmt: skip
 
 
-def run_both(model, batch_size, num_simulations, legal, noise_fraction, seed=7, **kwargs):
+def gumbel_golden_case(batch_size, num_actions, num_simulations, masked, noisy, max_considered_actions=16):
+    """The model, legal mask and search arguments of a Gumbel golden tree (noisy: Gumbel noise of temperature 1)."""
+    seed = 1000 * batch_size + 10 * num_actions + num_simulations + 7
+    model = HashModel(num_actions, seed=seed)
+    legal = random_legal_mask(np.random.default_rng(seed), batch_size, num_actions) if masked else None
+    settings = dict(search_algorithm="gumbel", max_considered_actions=max_considered_actions)
+    return model, legal, settings, dict(temperature=1.0 if noisy else 0.0)
+
+
+def run_both(model, batch_size, num_simulations, legal, noise_fraction, seed=7, gumbel=None, **kwargs):
     kwargs = dict(add_noise=True, legal_actions_mask=legal, **kwargs)
-    settings = golden_settings(num_simulations, noise_fraction, search_backend="cpu")
+    settings = golden_settings(num_simulations, noise_fraction, search_backend="cpu", **(gumbel or {}))
     root = model.root(batch_size)
     fast = search(root, model.recurrent_fn, settings, rng=np.random.default_rng(seed), **kwargs)
     slow = reference.search(root, model.recurrent_fn, settings, rng=np.random.default_rng(seed), **kwargs)
@@ -47,16 +50,46 @@ def test_cpu_backend_agrees_with_reference(batch_size, num_actions, num_simulati
     np.testing.assert_allclose(fast.root_value, slow.root_value, rtol=0, atol=1e-5)
     np.testing.assert_allclose(fast.q_values, slow.q_values, rtol=0, atol=1e-5)
     np.testing.assert_array_equal(fast.action, slow.action)
+    np.testing.assert_array_equal(fast.policy_target, slow.policy_target)
 
 
 @pytest.mark.parametrize("batch_size, num_actions, num_simulations", [(17, 2, 50), (17, 4, 50), (17, 18, 50), (3, 18, 10)])
 @pytest.mark.parametrize("levels", [1, 2, 3])
-def test_cpu_backend_agrees_with_reference_when_scores_tie(batch_size, num_actions, num_simulations, levels):
+@pytest.mark.parametrize("algorithm", ["puct", "gumbel"])
+def test_cpu_backend_agrees_with_reference_when_scores_tie(batch_size, num_actions, num_simulations, levels, algorithm):
     """Outputs on a coarse grid make equal priors, rewards and values common, so tie-breaks are exercised."""
     model = HashModel(num_actions, seed=num_actions + 100 * levels, levels=levels)
-    fast, slow = run_both(model, batch_size, num_simulations, None, noise_fraction=0.0)
+    gumbel = dict(search_algorithm=algorithm)
+    fast, slow = run_both(model, batch_size, num_simulations, None, noise_fraction=0.0, gumbel=gumbel)
     np.testing.assert_array_equal(fast.visit_counts, slow.visit_counts)
     np.testing.assert_allclose(fast.root_value, slow.root_value, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(fast.action, slow.action)
+    np.testing.assert_array_equal(fast.policy_target, slow.policy_target)
+
+
+def assert_same_gumbel_search(fast, slow) -> None:
+    """Gumbel searches agree bit for bit: visits, actions, values and policy targets."""
+    for field in ("visit_counts", "action", "root_value", "q_values", "policy_target"):
+        np.testing.assert_array_equal(getattr(fast, field), getattr(slow, field), err_msg=field)
+
+
+@pytest.mark.parametrize("batch_size, num_actions, num_simulations, masked, noisy", GOLDEN_GRID)
+def test_gumbel_cpu_backend_agrees_with_reference(batch_size, num_actions, num_simulations, masked, noisy):
+    model, legal, gumbel, kwargs = gumbel_golden_case(batch_size, num_actions, num_simulations, masked, noisy)
+    fast, slow = run_both(model, batch_size, num_simulations, legal, 0.25, gumbel=gumbel, **kwargs)
+    assert_same_gumbel_search(fast, slow)
+
+
+@pytest.mark.parametrize("max_considered_actions", [1, 2, 3, 4, 32])
+@pytest.mark.parametrize("num_simulations", [5, 50])
+def test_gumbel_cpu_backend_agrees_with_reference_for_any_number_of_considered_actions(max_considered_actions,
+                                                                                        num_simulations):  # fmt: skip
+    model, legal, gumbel, kwargs = gumbel_golden_case(9, 18, num_simulations, True, True, max_considered_actions)
+    fast, slow = run_both(model, 9, num_simulations, legal, 0.0, gumbel=gumbel, **kwargs)
+    assert_same_gumbel_search(fast, slow)
+    legal_counts = legal.sum(axis=1)
+    considered = np.count_nonzero(fast.visit_counts, axis=1)
+    np.testing.assert_array_equal(considered, np.minimum(legal_counts, min(max_considered_actions, num_simulations)))
 
 
 def test_golden_trees_are_not_trivial():
@@ -81,6 +114,64 @@ def test_visit_counts_sum_to_num_simulations_and_masked_actions_are_never_visite
     np.testing.assert_array_equal(result.visit_counts.sum(axis=1), 40)
     assert (result.visit_counts[~legal] == 0).all()
     assert legal[np.arange(9), result.action].all()
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_gumbel_searches_give_consistent_results(backend, temperature):
+    """Visits sum to the budget and avoid illegal actions; the action is legal and among the most visited; the policy
+    target is a distribution over the legal actions."""
+    rng = np.random.default_rng(0)
+    legal = random_legal_mask(rng, 9, 6)
+    model = HashModel(6, seed=11)
+    run = reference.search if backend == "reference" else search
+    settings = SearchSettings(num_simulations=40, gamma=DISCOUNT, search_algorithm="gumbel", max_considered_actions=4)
+    result = run(model.root(9), model.recurrent_fn, settings, rng=rng, legal_actions_mask=legal, temperature=temperature)
+    np.testing.assert_array_equal(result.visit_counts.sum(axis=1), 40)
+    assert (result.visit_counts[~legal] == 0).all() and (result.policy_target[~legal] == 0).all()
+    assert legal[np.arange(9), result.action].all()
+    np.testing.assert_array_equal(result.visit_counts[np.arange(9), result.action], result.visit_counts.max(axis=1))
+    assert result.policy_target.dtype == np.float32 and (result.policy_target[legal] > 0).all()
+    np.testing.assert_allclose(result.policy_target.sum(axis=1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_gumbel_draws_one_array_of_gumbel_noise_and_nothing_without_it(backend):
+    """The documented draws: rng.gumbel(size=[B, A]) when temperature > 0 (no Dirichlet noise, no uniforms), none at 0."""
+    model = HashModel(5, seed=4)
+    run = reference.search if backend == "reference" else search
+    settings = SearchSettings(num_simulations=6, gamma=DISCOUNT, search_algorithm="gumbel")
+    for temperature, draws in ((0.0, lambda rng: None), (0.7, lambda rng: rng.gumbel(size=(3, 5)))):
+        rng, expected = np.random.default_rng(3), np.random.default_rng(3)
+        run(model.root(3), model.recurrent_fn, settings, rng=rng, add_noise=True, temperature=temperature)
+        draws(expected)
+        assert rng.bit_generator.state == expected.bit_generator.state
+
+
+def test_gumbel_selection_scales_the_noise_by_the_temperature_and_shifts_the_legal_logits():
+    logits = np.array([[1.0, 3.0, 2.0], [0.5, -1.0, 4.0]])
+    legal = np.array([[True, False, True], [True, True, True]])
+    settings = SearchSettings(num_simulations=7, search_algorithm="gumbel", max_considered_actions=2)
+    half = roots.gumbel_selection(np.random.default_rng(5), settings, logits, legal, 0.5)
+    full = roots.gumbel_selection(np.random.default_rng(5), settings, logits, legal, 1.0)
+    noise = np.random.default_rng(5).gumbel(size=(2, 3))
+    np.testing.assert_array_equal(full.gumbel_logits, noise + full.root_logits)
+    np.testing.assert_array_equal(half.gumbel_logits, 0.5 * noise + full.root_logits)
+    zero = roots.gumbel_selection(np.random.default_rng(5), settings, logits, legal, 0.0)
+    np.testing.assert_array_equal(zero.gumbel_logits, zero.root_logits)
+    np.testing.assert_array_equal(full.root_logits, [[-1.0, -np.inf, 0.0], [-3.5, -5.0, 0.0]])
+    np.testing.assert_array_equal(full.num_considered, [2, 2])
+    assert full.considered_visits.shape == (3, 7)
+
+
+def test_puct_policy_target_is_the_visit_distribution_in_float32():
+    """Bit for bit what MuZero stored before the search returned it: float32 counts over their float32 sum."""
+    model = HashModel(7, seed=21)
+    result = search(model.root(5), model.recurrent_fn, SearchSettings(num_simulations=13, gamma=DISCOUNT),
+                    rng=np.random.default_rng(0), add_noise=True, temperature=1.0)  # fmt: skip
+    visits = result.visit_counts.astype(np.float32)
+    assert result.policy_target.dtype == np.float32
+    np.testing.assert_array_equal(result.policy_target, visits / visits.sum(axis=1, keepdims=True))
 
 
 class OneGoodActionModel:
@@ -111,6 +202,20 @@ def test_search_chooses_the_action_the_value_favours(good_action):
     others = np.arange(8) != good_action
     assert (result.q_values[:, good_action] > 0).all()
     assert (result.q_values[:, others][result.visit_counts[:, others] > 0] < 0).all()
+
+
+@pytest.mark.parametrize("good_action", [0, 3, 7])
+@pytest.mark.parametrize("num_simulations", [4, 16])
+def test_gumbel_search_chooses_the_action_the_value_favours(good_action, num_simulations):
+    """With uniform priors and no noise, Sequential Halving over all 8 actions keeps the good one; its policy target
+    weighs it most."""
+    model = OneGoodActionModel(8, good_action)
+    settings = SearchSettings(num_simulations=num_simulations, gamma=DISCOUNT, search_algorithm="gumbel",
+                              max_considered_actions=8)  # fmt: skip
+    result = search(model.root(4), model.recurrent_fn, settings, rng=np.random.default_rng(0))
+    if num_simulations >= 8:  # with fewer, the good action is considered only if it is among the first visited
+        np.testing.assert_array_equal(result.action, good_action)
+        np.testing.assert_array_equal(result.policy_target.argmax(axis=1), good_action)
 
 
 def test_temperature_zero_is_deterministic_with_lowest_index_tie_break():
@@ -219,6 +324,26 @@ def test_two_simulations_match_hand_computation(backend):
     np.testing.assert_allclose(result.root_value, [(0.1 + 2.3 + (0.5 + 0.9 * g_child)) / 3])
 
 
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_gumbel_three_simulations_match_hand_computation(backend):
+    """Root priors (0.25, 0.75), no noise. Sequential Halving over 2 actions and 3 simulations expects the visit
+    counts 0, 0, 1: simulation 1 takes action 1 (larger logit), simulation 2 action 0 (the only unvisited one),
+    simulation 3 the better of the two by logit + sigma(Q), action 1, and below it the child of largest prior (uniform
+    priors: action 0)."""
+    outputs = {(1,): (0.5, 2.0, [0.0, 0.0]), (0,): (1.0, -1.0, [0.0, 0.0]), (1, 0): (1.0, -1.0, [0.0, 0.0])}
+    root = RootInput(np.array([[0.0, math.log(3.0)]]), np.array([0.1]), np.full((1, 4), -1.0))
+    run = reference.search if backend == "reference" else search
+    settings = SearchSettings(num_simulations=3, gamma=0.9, search_algorithm="gumbel", search_backend="cpu")
+    result = run(root, ScriptedModel(outputs).recurrent_fn, settings, rng=np.random.default_rng(0))
+    q0, q1 = 1.0 + 0.9 * -1.0, 0.5 + 0.9 * (2.0 + (1.0 + 0.9 * -1.0)) / 2
+    np.testing.assert_array_equal(result.visit_counts, [[1, 2]])
+    np.testing.assert_allclose(result.q_values, [[q0, q1]])
+    np.testing.assert_array_equal(result.action, [1])
+    # Every action is visited: sigma(q) = (50 + 2) * 0.1 * (q - q0) / (q1 - q0), so 0 and 5.2.
+    improved = np.array([math.log(0.25), math.log(0.75) + 5.2])
+    np.testing.assert_allclose(result.policy_target, [np.exp(improved) / np.exp(improved).sum()], rtol=1e-6)
+
+
 def test_value_term_uses_the_min_max_range_of_q():
     """Two root children with Q = 1 and Q = 0: the normalised value term (1 vs 0) outweighs the priors."""
     outputs = {(0,): (0.0, 0.0, [0.0, 0.0, 0.0]), (1,): (1.0, 0.0, [0.0, 0.0, 0.0]), (1, 0): (0.0, 0.0, [0.0, 0.0, 0.0])}
@@ -246,6 +371,12 @@ def test_value_term_uses_the_min_max_range_of_q():
         (dict(root_dirichlet_alpha=0.0), "root_dirichlet_alpha"),
         (dict(pb_c_base=0.0), "pb_c_base"),
         (dict(search_backend="tpu"), "Unknown search_backend"),
+        (dict(search_algorithm="alphazero"), "Unknown search_algorithm 'alphazero'; supported: puct, gumbel"),
+        (dict(max_considered_actions=0), "max_considered_actions must be an integer >= 1, got 0"),
+        (dict(max_considered_actions=2.0), "max_considered_actions must be an integer >= 1, got 2.0"),
+        (dict(gumbel_c_visit=-1.0), r"gumbel_c_visit must be in \[0.0, inf\), got -1.0"),
+        (dict(gumbel_c_scale=0.0), r"gumbel_c_scale must be in \(0.0, inf\), got 0.0"),
+        (dict(gumbel_c_scale=float("nan")), "gumbel_c_scale"),
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_message(settings, message):
@@ -282,6 +413,16 @@ def test_settings_read_the_names_of_earlier_policy_files():
     assert SearchSettings.from_dict(settings.as_dict()) == settings
     with pytest.raises(ValueError, match=r"Unknown search settings \['simulations'\]"):
         SearchSettings.from_dict(dict(simulations=3))
+
+
+def test_settings_of_policy_files_written_before_gumbel_take_the_defaults():
+    """A policy file of the format before search_algorithm existed has none of Gumbel's keys: PUCT and the defaults."""
+    current = SearchSettings(num_simulations=8, search_algorithm="gumbel", max_considered_actions=4, gumbel_c_visit=25.0,
+                             gumbel_c_scale=0.2)  # fmt: skip
+    assert SearchSettings.from_dict(current.as_dict()) == current
+    gumbel_keys = ("search_algorithm", "max_considered_actions", "gumbel_c_visit", "gumbel_c_scale")
+    earlier = {key: value for key, value in current.as_dict().items() if key not in gumbel_keys}
+    assert SearchSettings.from_dict(earlier) == SearchSettings(num_simulations=8)
 
 
 def test_continuous_action_roots_are_refused():

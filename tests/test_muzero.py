@@ -67,6 +67,27 @@ def test_learns_the_identity_env_and_beats_chance():
     assert mean_reward >= 12  # chance is 5; a broken reward loss or target stays near it
 
 
+@pytest.mark.parametrize("algorithm", ["puct", "gumbel"])
+def test_self_play_stores_the_policy_target_of_the_search(algorithm):
+    """The replay keeps what the search returns as the policy target: PUCT's visit distribution, Gumbel's improved
+    policy (which is not the visit distribution)."""
+    model = MuZero("MlpPolicy", "CartPole-v1", seed=0, search_algorithm=algorithm, **{**SMALL, "learning_starts": 100})
+    results = []
+    run_search = model.policy.run_search
+
+    def recording_run_search(*args, **kwargs):
+        results.append(run_search(*args, **kwargs))
+        return results[-1]
+
+    model.policy.run_search = recording_run_search
+    model.learn(12)
+    stored = model.replay_buffer.policies[:12]
+    np.testing.assert_array_equal(stored, np.concatenate([result.policy_target for result in results]))
+    visits = np.concatenate([result.visit_counts for result in results]).astype(np.float32)
+    visit_distribution = visits / visits.sum(axis=1, keepdims=True)
+    assert np.array_equal(stored, visit_distribution) == (algorithm == "puct")
+
+
 def test_loss_matches_an_explicit_per_step_computation():
     env = make_vec_env(TwoStepChainEnv, n_envs=2, seed=0)
     model = MuZero("MlpPolicy", env, seed=0, num_unroll_steps=2, td_steps=2, value_loss_coef=0.3, reward_loss_coef=0.7,
@@ -186,7 +207,7 @@ def test_training_logs_the_sb3_and_search_keys(tmp_path):
     with open(tmp_path / "progress.csv") as file:
         keys = set(next(csv.reader(file)))
     expected = {"rollout/ep_rew_mean", "train/policy_loss", "train/value_loss", "train/reward_loss",
-                "train/learning_rate", "time/fps", "search/root_value", "search/visit_entropy"}  # fmt: skip
+                "train/learning_rate", "time/fps", "search/root_value", "search/policy_target_entropy"}  # fmt: skip
     assert expected <= keys
 
 

@@ -1,5 +1,6 @@
 """A run is never lost: exact resumption, saves that are never half-written, damaged files refused untouched."""
 
+import json
 import os
 import pathlib
 import signal
@@ -43,13 +44,18 @@ class DropoutExtractor(BaseFeaturesExtractor):
         return self.dropout(th.flatten(observations, 1))
 
 
-def make_run() -> MuZero:
+# Gumbel MuZero with settings other than the defaults, so that a reload that lost them would show.
+GUMBEL = dict(search_algorithm="gumbel", max_considered_actions=3, gumbel_c_visit=30.0, gumbel_c_scale=0.2)
+GUMBEL_KEYS = tuple(GUMBEL)
+
+
+def make_run(**overrides) -> MuZero:
     """A run that uses every piece of state a resumption needs: CartPole cut at 15 steps (terminations and
     truncations, random starts from the envs' generators), schedules of learning rate, temperature and beta,
     fractional gradient steps, a target network, dropout."""
     env = make_vec_env("CartPole-v1", n_envs=2, seed=3, env_kwargs=dict(max_episode_steps=15))
     policy_kwargs = dict(SMALL["policy_kwargs"], features_extractor_class=DropoutExtractor)
-    settings = {**SMALL, "policy_kwargs": policy_kwargs}
+    settings = {**SMALL, "policy_kwargs": policy_kwargs, **overrides}
     return MuZero("MlpPolicy", env, seed=1, learning_rate=LinearSchedule(1e-3, 0.0, 1.0), temperature_final=0.3,
                   prioritized_replay_beta=0.4, target_update_interval=5, **settings)  # fmt: skip
 
@@ -101,13 +107,14 @@ def test_a_run_resumed_from_a_checkpoint_in_a_new_process_is_bit_identical(tmp_p
     assert_same_run(uninterrupted, resumed)
 
 
-def test_a_run_reloaded_with_its_own_env_object_continues_bit_identically(tmp_path):
+@pytest.mark.parametrize("search", [{}, GUMBEL], ids=["puct", "gumbel"])
+def test_a_run_reloaded_with_its_own_env_object_continues_bit_identically(tmp_path, search):
     """learn + save + load(env=the same env, force_reset=False) + learn == learn + learn, for the same seed."""
     th.set_num_threads(1)
-    reference = make_run().learn(CHECKPOINT_STEPS)
+    reference = make_run(**search).learn(CHECKPOINT_STEPS)
     reference.learn(TOTAL_STEPS - CHECKPOINT_STEPS, reset_num_timesteps=False)
 
-    interrupted = make_run().learn(CHECKPOINT_STEPS)
+    interrupted = make_run(**search).learn(CHECKPOINT_STEPS)
     interrupted.save(tmp_path / "model.zip")
     interrupted.save_replay_buffer(tmp_path / "replay.npz")
     np.random.seed(123)  # whatever happens in between: the saved generator states win
@@ -115,8 +122,41 @@ def test_a_run_reloaded_with_its_own_env_object_continues_bit_identically(tmp_pa
     resumed = MuZero.load(tmp_path / "model.zip", env=interrupted.get_env(), force_reset=False)
     resumed.load_replay_buffer(tmp_path / "replay.npz")
     assert resumed.policy.search_rng is resumed.search_rng
+    assert resumed.search_settings == resumed.policy.search_settings == interrupted.search_settings
     resumed.learn(TOTAL_STEPS - CHECKPOINT_STEPS, reset_num_timesteps=False)
     assert_same_run(reference, resumed)
+
+
+def test_gumbel_settings_survive_model_and_policy_files(tmp_path):
+    model = MuZero("MlpPolicy", "CartPole-v1", seed=0, **{**SMALL, **GUMBEL})
+    model.save(tmp_path / "model.zip")
+    model.policy.save(tmp_path / "policy.pth")
+    loaded = MuZero.load(tmp_path / "model.zip")
+    assert {key: getattr(loaded, key) for key in GUMBEL_KEYS} == GUMBEL
+    assert loaded.policy.search_settings == model.search_settings
+    assert type(model.policy).load(tmp_path / "policy.pth").search_settings == model.search_settings
+
+
+def test_model_and_policy_files_written_before_gumbel_load_as_puct(tmp_path):
+    """Files of the format before ``search_algorithm`` existed (without Gumbel's keys) load with the defaults."""
+    model = MuZero("MlpPolicy", "CartPole-v1", seed=0, **SMALL)
+    model.save(tmp_path / "model.zip")
+    with zipfile.ZipFile(tmp_path / "model.zip") as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    data = json.loads(members["data"])
+    assert all(key in data for key in GUMBEL_KEYS)
+    members["data"] = json.dumps({key: value for key, value in data.items() if key not in GUMBEL_KEYS}).encode()
+    with zipfile.ZipFile(tmp_path / "earlier.zip", "w") as archive:
+        for name, contents in members.items():
+            archive.writestr(name, contents)
+    loaded = MuZero.load(tmp_path / "earlier.zip")
+    assert loaded.search_settings == model.search_settings and loaded.search_algorithm == "puct"
+
+    saved = {"state_dict": model.policy.state_dict(), "data": model.policy._get_constructor_parameters()}
+    saved["data"]["search_settings"] = {key: value for key, value in saved["data"]["search_settings"].items()
+                                        if key not in GUMBEL_KEYS}  # fmt: skip
+    th.save(saved, tmp_path / "earlier_policy.pth")
+    assert type(model.policy).load(tmp_path / "earlier_policy.pth").search_settings == model.search_settings
 
 
 def test_a_model_loaded_onto_a_new_env_starts_new_episodes_and_keeps_everything_else(tmp_path):

@@ -31,3 +31,9 @@ def visit_weights(counts: np.ndarray, largest: np.ndarray, temperature: float) -
     """
     # Raising counts scaled to [0, 1] keeps large 1 / temperature from overflowing.
     return (counts / largest) ** (1.0 / temperature)
+
+
+def visit_distribution(visit_counts: np.ndarray) -> np.ndarray:
+    """PUCT's policy target: [B, A] float32 visit counts divided by their row sums (in float32)."""
+    counts = visit_counts.astype(np.float32)
+    return counts / counts.sum(axis=1, keepdims=True)

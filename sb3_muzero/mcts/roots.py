@@ -1,10 +1,13 @@
-"""Root preparation: the checks of the search's inputs, the legal-action mask and the root noise."""
+"""Root preparation: the checks of the search's inputs, the legal-action mask and the root noise (PUCT's Dirichlet
+noise, Gumbel's Gumbel noise and the rest of what Gumbel's root selection reads)."""
 
 from typing import Optional
 
 import numpy as np
 
-from sb3_muzero.mcts.types import RootInput
+from sb3_muzero.mcts.settings import SearchSettings
+from sb3_muzero.mcts.tables import considered_visits_table
+from sb3_muzero.mcts.types import GumbelSelection, RootInput
 
 
 def check_root(root: RootInput, temperature: float) -> tuple[np.ndarray, np.ndarray]:
@@ -62,3 +65,30 @@ def dirichlet_noise(rng: np.random.Generator, alpha: float, legal: np.ndarray) -
     # With a tiny alpha every draw of a row can underflow to 0: fall back to a uniform row.
     uniform = legal / legal.sum(axis=1, keepdims=True)
     return np.where(total > 0, gamma / np.where(total > 0, total, 1.0), uniform)
+
+
+def gumbel_selection(
+    rng: np.random.Generator, settings: SearchSettings, prior_logits: np.ndarray, legal: np.ndarray, temperature: float
+) -> GumbelSelection:
+    """What Gumbel's selection reads besides the tree, for every backend alike.
+
+    The noise is :func:`gumbel_noise`, ``temperature * rng.gumbel(size=[B, A])`` (the only draw: none when
+    ``temperature == 0``), so that temperature 1 is mctx's ``gumbel_scale=1`` and temperature 0 searches without noise.
+
+    :param prior_logits: [B, A] float64 root logits (host)
+    :param legal: [B, A] bool
+    """
+    largest = np.where(legal, prior_logits, -np.inf).max(axis=1, keepdims=True)
+    root_logits = np.where(legal, prior_logits - largest, -np.inf)
+    gumbel_logits = gumbel_noise(rng, temperature, prior_logits.shape) + root_logits
+    num_considered = np.minimum(settings.max_considered_actions, legal.sum(axis=1)).astype(np.int32)
+    table = considered_visits_table(settings.max_considered_actions, settings.num_simulations)
+    return GumbelSelection(
+        table, num_considered, gumbel_logits, root_logits, float(settings.gumbel_c_visit), float(settings.gumbel_c_scale)
+    )
+
+
+def gumbel_noise(rng: np.random.Generator, temperature: float, shape: tuple[int, int]) -> np.ndarray:
+    """[B, A] float64: ``temperature * rng.gumbel(size=shape)``, the only draw of a Gumbel search (none, and zeros,
+    when ``temperature == 0``)."""
+    return temperature * rng.gumbel(size=shape) if temperature > 0 else np.zeros(shape)

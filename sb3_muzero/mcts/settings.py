@@ -12,6 +12,7 @@ from typing import Any
 from sb3_muzero.common.numbers import is_int
 
 SEARCH_BACKENDS = ("auto", "cpu", "cuda")
+SEARCH_ALGORITHMS = ("puct", "gumbel")
 
 # Names under which policy files written by earlier versions saved these settings.
 _FORMER_NAMES = {"discount": "gamma", "dirichlet_alpha": "root_dirichlet_alpha",
@@ -30,6 +31,13 @@ class SearchSettings:
     :param root_exploration_fraction: weight of that noise, in [0, 1] (0: no noise)
     :param search_backend: "cpu" (Numba), "cuda" (CuPy kernels on the latent's GPU) or "auto" (CUDA when the
         latent is a CUDA tensor and CuPy sees a GPU, else CPU)
+    :param search_algorithm: "puct" (MuZero's search: PUCT selection, visit counts as the policy target) or
+        "gumbel" (Gumbel MuZero: Sequential Halving with Gumbel at the root, deterministic selection below it,
+        softmax(logits + sigma(completed Q)) as the policy target); see :mod:`sb3_muzero.mcts.driver`
+    :param max_considered_actions: Gumbel: the number of root actions sampled without replacement (Gumbel-Top-k)
+        and searched by Sequential Halving (fewer where fewer actions are legal)
+    :param gumbel_c_visit: Gumbel: c_visit of sigma(q) = (c_visit + max_b N(b)) * c_scale * q
+    :param gumbel_c_scale: Gumbel: c_scale of sigma(q)
     """
 
     num_simulations: int = 25
@@ -39,6 +47,10 @@ class SearchSettings:
     root_dirichlet_alpha: float = 0.25
     root_exploration_fraction: float = 0.25
     search_backend: str = "auto"
+    search_algorithm: str = "puct"
+    max_considered_actions: int = 16
+    gumbel_c_visit: float = 50.0
+    gumbel_c_scale: float = 0.1
 
     def __post_init__(self) -> None:
         if not is_int(self.num_simulations) or self.num_simulations < 1:
@@ -58,10 +70,19 @@ class SearchSettings:
             raise ValueError(f"root_dirichlet_alpha must be in (0.0, inf), got {self.root_dirichlet_alpha!r}")
         if self.search_backend not in SEARCH_BACKENDS:
             raise ValueError(f"Unknown search_backend {self.search_backend!r}; supported: {', '.join(SEARCH_BACKENDS)}")
+        if self.search_algorithm not in SEARCH_ALGORITHMS:
+            raise ValueError(f"Unknown search_algorithm {self.search_algorithm!r}; supported: {', '.join(SEARCH_ALGORITHMS)}")
+        if not is_int(self.max_considered_actions) or self.max_considered_actions < 1:
+            raise ValueError(f"max_considered_actions must be an integer >= 1, got {self.max_considered_actions!r}")
+        if not (_is_real(self.gumbel_c_visit) and self.gumbel_c_visit >= 0):
+            raise ValueError(f"gumbel_c_visit must be in [0.0, inf), got {self.gumbel_c_visit!r}")
+        if not (_is_real(self.gumbel_c_scale) and self.gumbel_c_scale > 0):
+            raise ValueError(f"gumbel_c_scale must be in (0.0, inf), got {self.gumbel_c_scale!r}")
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any]) -> "SearchSettings":
-        """Settings from :meth:`as_dict`'s output, also under the names that earlier policy files used."""
+        """Settings from :meth:`as_dict`'s output, also under the names that earlier policy files used; settings
+        missing from it (files written before they existed) take their defaults."""
         renamed = {_FORMER_NAMES.get(name, name): value for name, value in settings.items()}
         known = {field.name for field in fields(cls)}
         unknown = sorted(set(renamed) - known)

@@ -13,6 +13,12 @@ Array = Any  # numpy array or torch tensor (on the CUDA backend, a torch tensor 
 
 # NODE_DTYPE's best_unvisited of a node whose priors are not computed yet (search.cu defines the same value).
 PRIORS_PENDING = -2
+# Gumbel's constants, mctx's (search.cu defines the same values): the least prior a visited child weighs in the
+# mixed value (the smallest normal float64), the least range completed Q values are rescaled by, the least score of
+# a root action Sequential Halving considers.
+TINY = float(np.finfo(np.float64).tiny)
+RANGE_EPSILON = 1e-8
+LOW_SCORE = -1e9
 
 # One node of a tree, in one 64-byte cache line (search.cu's struct Node, field for field).
 NODE_DTYPE = np.dtype(
@@ -73,10 +79,25 @@ class SearchResult(NamedTuple):
     the device.
     """
 
-    action: np.ndarray  # [B] int64, chosen from the root visit counts (see ``temperature``)
+    action: np.ndarray  # [B] int64, the action to act with (PUCT: from the visit counts, see ``temperature``;
+    #                     Gumbel: the Sequential Halving winner)
     visit_counts: Array  # [B, A] int32, visits of each root child; a row sums to num_simulations
     root_value: Array  # [B] float64, mean value of the root: (root value + every backed-up return) / N(root)
     q_values: Array  # [B, A] float64, Q of each root child (reward + discount * child mean value), 0 if unvisited
+    policy_target: Array  # [B, A] float32, the improved policy the network learns (a row sums to 1, 0 for illegal
+    #                       actions). PUCT: the visit distribution N(a) / sum N; Gumbel: softmax(logits + sigma(completed Q))
+
+
+class GumbelSelection(NamedTuple):
+    """What Gumbel MuZero's selection reads besides the tree, prepared on the host once per search
+    (:func:`sb3_muzero.mcts.roots.gumbel_selection`); on the CUDA backend, device copies of the arrays."""
+
+    considered_visits: Array  # [max_considered_actions + 1, num_simulations] int32, Sequential Halving's table
+    num_considered: Array  # [B] int32, min(max_considered_actions, legal actions of the tree): its row of the table
+    gumbel_logits: Array  # [B, A] float64, gumbel + root_logits: the root's Gumbel noise (0 without noise) plus its logits
+    root_logits: Array  # [B, A] float64, root logits minus their largest legal one (illegal actions: -inf)
+    c_visit: float  # sigma(q) = (c_visit + max_b N(b)) * c_scale * q
+    c_scale: float
 
 
 class Tree(NamedTuple):
@@ -98,7 +119,11 @@ class Tree(NamedTuple):
     visited: Array  # [B, N, A] VISITED_DTYPE, slot k: the k-th visited child of the node
     unvisited_prior: Array  # [B, N, A] float64, P(node, a) while child a is unvisited (and, at the root, legal),
     #                         -1 once visited (or illegal); the model's logits while the node's priors are pending
+    raw_value: Array  # [B, N] float64, the network's value of the node (the root value, or the model's value when
+    #                   the node was expanded); Gumbel searches only (its mixed value reads it)
     min_max: Array  # [B, 2] float64, smallest and largest Q backed up in the tree so far
+    scratch: Array  # [B, A] float64, working memory of one selection step; Gumbel searches only (the improved-policy
+    #                 weights of a node's visited children, in slot order)
     leaf_parent: Array  # [B] int32, output of selection: the node whose child gets expanded
     leaf_action: Array  # [B] int64, output of selection: the action leading to the new node
 

@@ -27,7 +27,7 @@ from sb3_muzero.muzero.latent import scale_gradient
 from sb3_muzero.muzero.losses import cross_entropy
 from sb3_muzero.muzero.persistence import PersistenceMixin
 from sb3_muzero.muzero.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, MuZeroPolicy
-from sb3_muzero.muzero.self_play import make_transition, search_step, visit_entropy
+from sb3_muzero.muzero.self_play import make_transition, policy_entropy, search_step
 from sb3_muzero.muzero.support import h_inverse
 from sb3_muzero.replay import MuZeroReplayBuffer, ReplaySample
 
@@ -114,6 +114,12 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
     :param prioritized_replay_alpha: priority exponent (0 = uniform sampling)
     :param prioritized_replay_beta: initial importance-sampling exponent, annealed linearly to 1 over training
     :param search_backend: "auto", "cpu" or "cuda" (see :class:`sb3_muzero.mcts.SearchSettings`)
+    :param search_algorithm: "puct" (MuZero's search) or "gumbel" (Gumbel MuZero: Sequential Halving at the root, the
+        improved policy softmax(logits + sigma(completed Q)) as the policy target; the temperature scales its root
+        Gumbel noise, and the Dirichlet noise is not used)
+    :param max_considered_actions: Gumbel: root actions sampled without replacement and searched
+    :param gumbel_c_visit: Gumbel: c_visit of sigma(q) = (c_visit + max N) * c_scale * q
+    :param gumbel_c_scale: Gumbel: c_scale of sigma(q)
     :param on_nonfinite: what a NaN or inf in an observation or reward does: "raise" an error naming the env, or
         "skip" the step (not stored; see :mod:`sb3_muzero.common.nonfinite`)
     :param actors: number of self-play actors on Ray (``pip install "sb3-muzero[distributed]"``); 0 (the default)
@@ -183,6 +189,10 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         prioritized_replay_alpha: float = 1.0,
         prioritized_replay_beta: float = 1.0,
         search_backend: str = SearchSettings.search_backend,
+        search_algorithm: str = SearchSettings.search_algorithm,
+        max_considered_actions: int = SearchSettings.max_considered_actions,
+        gumbel_c_visit: float = SearchSettings.gumbel_c_visit,
+        gumbel_c_scale: float = SearchSettings.gumbel_c_scale,
         on_nonfinite: str = "raise",
         actors: int = 0,
         actor_env: Optional[Callable[..., VecEnv]] = None,
@@ -244,6 +254,10 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         self.prioritized_replay_alpha = prioritized_replay_alpha
         self.prioritized_replay_beta = prioritized_replay_beta
         self.search_backend = search_backend
+        self.search_algorithm = search_algorithm
+        self.max_considered_actions = max_considered_actions
+        self.gumbel_c_visit = gumbel_c_visit
+        self.gumbel_c_scale = gumbel_c_scale
         self.on_nonfinite = on_nonfinite
         self.actors = actors
         self.actor_env = actor_env
@@ -388,6 +402,10 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             root_dirichlet_alpha=self.root_dirichlet_alpha,
             root_exploration_fraction=self.root_exploration_fraction,
             search_backend=self.search_backend,
+            search_algorithm=self.search_algorithm,
+            max_considered_actions=self.max_considered_actions,
+            gumbel_c_visit=self.gumbel_c_visit,
+            gumbel_c_scale=self.gumbel_c_scale,
         )
 
     def set_random_seed(self, seed: Optional[int] = None) -> None:
@@ -520,7 +538,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         searched = search_step(self.policy, self._last_obs, self.temperature, self.on_nonfinite, self.num_timesteps)
         self._last_search = searched
         self.logger.record_mean("search/root_value", float(searched.root_values.mean()))
-        self.logger.record_mean("search/visit_entropy", float(visit_entropy(searched.visit_distribution).mean()))
+        self.logger.record_mean("search/policy_target_entropy", float(policy_entropy(searched.policy_target).mean()))
         return searched.actions, searched.actions
 
     def _store_transition(
@@ -532,7 +550,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         dones: np.ndarray,
         infos: list[dict[str, Any]],
     ) -> None:
-        """Store the searched step: observation, action, reward, visit distribution, root value, how it ended."""
+        """Store the searched step: observation, action, reward, policy target, root value, how it ended."""
         if self._vec_normalize_env is not None:
             new_obs_ = self._vec_normalize_env.get_original_obs()
         else:

@@ -19,7 +19,7 @@ class SearchedStep(NamedTuple):
     """The search's answer for a batch of ``n_envs`` observations."""
 
     actions: np.ndarray  # [n_envs] int, the actions to take (visit-count temperature)
-    visit_distribution: np.ndarray  # [n_envs, A] float32, root visit counts normalized to sum 1
+    policy_target: np.ndarray  # [n_envs, A] float32, the search's policy target (SearchResult.policy_target)
     root_values: np.ndarray  # [n_envs] float32, the root search values
 
 
@@ -32,7 +32,7 @@ class Transition(NamedTuple):
     observations: Observations  # [n_envs, *obs_shape] (or a dict of those), the observations searched from
     actions: np.ndarray  # [n_envs]
     rewards: np.ndarray  # [n_envs]
-    policies: np.ndarray  # [n_envs, A] root visit distributions
+    policies: np.ndarray  # [n_envs, A] the search's policy targets
     root_values: np.ndarray  # [n_envs]
     terminated: np.ndarray  # [n_envs] bool
     truncated: np.ndarray  # [n_envs] bool
@@ -47,15 +47,14 @@ def search_step(policy: MuZeroPolicy, observations: Observations, temperature: f
     policy.set_training_mode(False)
     tensor, _ = policy.obs_to_tensor(searchable_observations(observations, on_nonfinite, timestep))
     result = policy.run_search(tensor, temperature=temperature, add_noise=True)
-    visits = to_numpy(result.visit_counts).astype(np.float32)
     root_values = to_numpy(result.root_value).astype(np.float32)
-    return SearchedStep(np.asarray(result.action), visits / visits.sum(axis=1, keepdims=True), root_values)
+    return SearchedStep(np.asarray(result.action), to_numpy(result.policy_target), root_values)
 
 
-def visit_entropy(visit_distribution: np.ndarray) -> np.ndarray:
-    """[n_envs] entropy of each root visit distribution [n_envs, A]."""
-    logs = np.log(np.where(visit_distribution > 0, visit_distribution, 1.0))
-    return -(visit_distribution * logs).sum(axis=1)
+def policy_entropy(policy_target: np.ndarray) -> np.ndarray:
+    """[n_envs] entropy of each policy target [n_envs, A]."""
+    logs = np.log(np.where(policy_target > 0, policy_target, 1.0))
+    return -(policy_target * logs).sum(axis=1)
 
 
 def make_transition(
@@ -75,7 +74,7 @@ def make_transition(
     keep = steps_to_store(observations, rewards, truncated, infos, on_nonfinite, timestep)
     final_values = _final_values(policy, truncated, infos)
     actions = executed_actions(searched.actions, infos)
-    return Transition(observations, actions, np.asarray(rewards), searched.visit_distribution,
+    return Transition(observations, actions, np.asarray(rewards), searched.policy_target,
                       searched.root_values, terminated, truncated, final_values, keep)  # fmt: skip
 
 

@@ -332,7 +332,7 @@ class MuZeroReplayBuffer:
         :param observations: [n_envs, *obs_shape] (or a dict of those)
         :param actions: [n_envs] actions taken
         :param rewards: [n_envs] rewards received
-        :param policies: [n_envs, A] root visit distributions
+        :param policies: [n_envs, A] the search's policy targets (PUCT: root visit distributions)
         :param root_values: [n_envs] root search values
         :param terminated: [n_envs] bool, the step ended the episode in a terminal state
         :param truncated: [n_envs] bool, the step ended the episode by a time limit (not terminated)

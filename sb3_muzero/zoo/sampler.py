@@ -16,6 +16,9 @@ LATENT_DIMS = (32, 64, 128)
 CHANNELS = (16, 32, 64)
 BATCH_SIZES = (32, 64, 128, 256)
 NUM_SIMULATIONS = (8, 16, 25, 50)
+SEARCH_ALGORITHMS = ("puct", "gumbel")
+MAX_CONSIDERED_ACTIONS = (4, 8, 16)
+GUMBEL_C_VISITS = (25.0, 50.0, 100.0)
 TD_STEPS = (5, 10, 20, 50)
 
 
@@ -27,7 +30,8 @@ def sample_muzero_params(
     policy: Any = "MlpPolicy",
     policy_kwargs: Optional[dict[str, Any]] = None,
 ) -> dict[str, Any]:
-    """Sample MuZero's hyperparameters: optimisation, search, targets, exploration schedule and network size.
+    """Sample MuZero's hyperparameters: optimisation, search (PUCT or Gumbel, and Gumbel's settings when it is Gumbel),
+    targets, exploration schedule and network size.
 
     The first four parameters are rl-zoo3's; outside rl-zoo3, ``sample_muzero_params(trial)`` is enough.
 
@@ -45,6 +49,7 @@ def sample_muzero_params(
         "batch_size": trial.suggest_categorical("batch_size", BATCH_SIZES),
         "replay_ratio": trial.suggest_float("replay_ratio", 0.1, 1.0, log=True),
         "num_simulations": trial.suggest_categorical("num_simulations", NUM_SIMULATIONS),
+        "search_algorithm": trial.suggest_categorical("search_algorithm", SEARCH_ALGORITHMS),
         "num_unroll_steps": trial.suggest_int("num_unroll_steps", 3, 10),
         "td_steps": trial.suggest_categorical("td_steps", TD_STEPS),
         "one_minus_gamma": trial.suggest_float("one_minus_gamma", 1e-3, 3e-2, log=True),
@@ -52,6 +57,10 @@ def sample_muzero_params(
         "temperature_final": trial.suggest_float("temperature_final", 0.0, 0.5),
         "temperature_fraction": trial.suggest_float("temperature_fraction", 0.1, 1.0),
     }
+    if params["search_algorithm"] == "gumbel":
+        params["max_considered_actions"] = trial.suggest_categorical("max_considered_actions", MAX_CONSIDERED_ACTIONS)
+        params["gumbel_c_visit"] = trial.suggest_categorical("gumbel_c_visit", GUMBEL_C_VISITS)
+        params["gumbel_c_scale"] = trial.suggest_float("gumbel_c_scale", 0.03, 0.3, log=True)
     if _is_cnn_policy(policy):
         params["channels"] = trial.suggest_categorical("channels", CHANNELS)
     else:

@@ -24,12 +24,20 @@ What makes a simulation cheap without changing its result:
   built per search, the reciprocal of the min-max range once per tree, and ``P / (1 + N(child))`` is
   stored per visited child and refreshed during backup.
 
-The kernels take the tree's arrays one by one (``*tree``), which Numba unboxes several times faster
-than a named tuple: a call per simulation makes that count on small batches.
+The kernels take the tree's arrays one by one, which Numba unboxes several times faster than a named
+tuple: a call per simulation makes that count on small batches.
+
+Gumbel MuZero has kernels of its own over the same tree (plus ``raw_value`` and ``scratch``), sharing node
+creation, softmax and backup. Below the root they score the same candidates as PUCT's (the visited children
+and the unvisited child of largest prior, which is the best unvisited one since the unvisited children share
+sigma and N = 0; with the same exception for priors that round to the same score). They index Gumbel's arrays
+with the tree's ``b`` and keep the loop of the descent in one function: in Numba every array view, and every
+array handed to an inlined helper inside a loop, costs atomic reference-count updates, which measurably slowed
+the first version.
 """
 
 import math
-from typing import Optional
+from typing import Optional, Union
 
 import numba
 import numpy as np
@@ -37,7 +45,17 @@ import numpy as np
 from sb3_muzero.common.jit import JIT_OPTIONS
 from sb3_muzero.mcts import tables
 from sb3_muzero.mcts.action_choice import choose_action as choose_action_from_visits
-from sb3_muzero.mcts.types import NODE_DTYPE, PRIORS_PENDING, VISITED_DTYPE, Tree
+from sb3_muzero.mcts.action_choice import visit_distribution as visit_distribution_from_visits
+from sb3_muzero.mcts.types import (
+    LOW_SCORE,
+    NODE_DTYPE,
+    PRIORS_PENDING,
+    RANGE_EPSILON,
+    TINY,
+    VISITED_DTYPE,
+    GumbelSelection,
+    Tree,
+)
 from sb3_muzero.mcts.workspace import reusable
 
 ON_DEVICE = False  # trees in host memory: init_roots takes the driver's checked host copies of the root
@@ -180,6 +198,17 @@ def _backup(nodes, visited, min_max, leaf, value, discount) -> None:
     min_max[1] = q_max
 
 
+@numba.njit(**_INLINE)
+def _create_root(nodes, visited, unvisited_prior, min_max, value) -> None:
+    """Write the root (node 0) of one tree from its priors (in ``unvisited_prior[0]``): one visit carrying the
+    network's value, an empty Q range."""
+    _create_node(nodes, visited, unvisited_prior, 0, -1, -1, 0.0)
+    nodes[0].visits = 1
+    nodes[0].value_sum = value
+    min_max[0] = math.inf
+    min_max[1] = -math.inf
+
+
 @numba.njit(**JIT_OPTIONS)
 def _init_roots_and_select(
     nodes, visited, unvisited_prior, min_max, leaf_parent, leaf_action,
@@ -194,11 +223,7 @@ def _init_roots_and_select(
                 if legal[b, a]:
                     mixed = unvisited_prior[b, 0, a] * (1.0 - noise_fraction) + noise[b, a] * noise_fraction
                     unvisited_prior[b, 0, a] = mixed
-        _create_node(nodes[b], visited[b], unvisited_prior[b], 0, -1, -1, 0.0)
-        nodes[b, 0].visits = 1
-        nodes[b, 0].value_sum = root_value[b]
-        min_max[b, 0] = math.inf
-        min_max[b, 1] = -math.inf
+        _create_root(nodes[b], visited[b], unvisited_prior[b], min_max[b], root_value[b])
         leaf_parent[b], leaf_action[b] = _select_leaf(nodes[b], visited[b], unvisited_prior[b], min_max[b], exploration_table)
 
 
@@ -235,6 +260,212 @@ def _read_root(nodes, visited, out_visits, out_value, out_q) -> None:
             out_q[b, child.action] = child.q
 
 
+# --- Gumbel MuZero (see the semantics in sb3_muzero.mcts.driver) ---------------------------------------------
+# Gumbel's own arrays (raw_value [B, N], scratch [B, A]) and inputs (gumbel, root_logits [B, A]) are indexed with the
+# tree's ``b`` instead of being sliced per tree: every array view costs Numba two atomic reference-count updates.
+
+
+@numba.njit(**_INLINE)
+def _completed_q_range(nodes, visited, node_value, node, num_actions, c_visit, c_scale):
+    """What sigma(completed Q) of one node's actions needs: (mixed value, low, high, scale, span, sum of visits).
+
+    sigma(q) = scale * ((q - low) / span); the mixed value completes the Q of every unvisited (or illegal) action.
+    """
+    record = nodes[node]
+    total_visits = 0
+    most_visits = 0
+    weighted_q = 0.0
+    mass = 0.0
+    low = math.inf
+    high = -math.inf
+    for k in range(record.num_visited):
+        slot = visited[node, k]
+        child = nodes[slot.child]
+        total_visits += child.visits
+        most_visits = max(most_visits, child.visits)
+        prior = max(child.prior, TINY)
+        weighted_q += prior * slot.q
+        mass += prior
+        low = min(low, slot.q)
+        high = max(high, slot.q)
+    mixed_value = node_value
+    if record.num_visited > 0:
+        mixed_value = (node_value + total_visits * (weighted_q / mass)) / (total_visits + 1)
+    if record.num_visited < num_actions:  # some actions are unvisited (or illegal): they take the mixed value
+        low = min(low, mixed_value)
+        high = max(high, mixed_value)
+    scale = (c_visit + most_visits) * c_scale
+    span = max(high - low, RANGE_EPSILON)
+    return mixed_value, low, high, scale, span, total_visits
+
+
+@numba.njit(**_INLINE)
+def _gumbel_root_choice(nodes, visited, unvisited_prior, root_value, gumbel_logits, b, considered_visit,
+                        c_visit, c_scale) -> tuple[int, int]:  # fmt: skip
+    """(action, child node or -1) of the root action Sequential Halving takes among the legal actions with
+    ``considered_visit`` visits: the largest max(LOW_SCORE, (gumbel + logit) + sigma), lowest index on ties."""
+    num_actions = gumbel_logits.shape[1]
+    mixed_value, low, _, scale, span, _ = _completed_q_range(nodes, visited, root_value, 0, num_actions, c_visit, c_scale)
+    best_action = -1
+    best_child = -1
+    best_score = -math.inf
+    if considered_visit == 0:  # the unvisited legal actions, which share sigma
+        unvisited_sigma = scale * ((mixed_value - low) / span)
+        for a in range(num_actions):
+            if unvisited_prior[0, a] >= 0.0:
+                score = max(LOW_SCORE, gumbel_logits[b, a] + unvisited_sigma)
+                if score > best_score:
+                    best_score = score
+                    best_action = a
+        return best_action, best_child
+    for k in range(nodes[0].num_visited):
+        slot = visited[0, k]
+        if nodes[slot.child].visits != considered_visit:
+            continue
+        action = slot.action
+        score = max(LOW_SCORE, gumbel_logits[b, action] + scale * ((slot.q - low) / span))
+        if score > best_score or (score == best_score and action < best_action):
+            best_score = score
+            best_action = action
+            best_child = slot.child
+    return best_action, best_child
+
+
+@numba.njit(**_INLINE)
+def _gumbel_select_leaf(nodes, visited, unvisited_prior, raw_value, scratch, gumbel_logits, b, considered_visit,
+                        c_visit, c_scale) -> tuple[int, int]:  # fmt: skip
+    """Walk tree ``b`` from the root to the first unexpanded child; return its parent and action.
+
+    At the root, Sequential Halving (:func:`_gumbel_root_choice`); below it the deterministic selection: the largest
+    pi(a) - N(a) / (1 + sum N), pi = softmax(logits + sigma), lowest index on ties. Like PUCT's selection it scores
+    only the visited children and the unvisited child of largest prior: the unvisited children share sigma and N = 0,
+    so no other can score higher. The visited children's P exp(sigma - top) wait in the tree's ``scratch`` row between
+    the two passes. A node's pending priors are computed on the way. (The loop body is written out here rather than
+    called: Numba would update the reference counts of every array handed to a helper at every step.)
+    """
+    action, child = _gumbel_root_choice(
+        nodes, visited, unvisited_prior, raw_value[b, 0], gumbel_logits, b, considered_visit, c_visit, c_scale
+    )
+    node = 0
+    num_actions = unvisited_prior.shape[1]
+    while child >= 0:
+        node = child
+        record = nodes[node]
+        if record.best_unvisited == PRIORS_PENDING:
+            _softmax(unvisited_prior[node], unvisited_prior[node], False, unvisited_prior[node])
+            _find_best_unvisited(record, unvisited_prior[node])
+        if record.num_visited == 0:  # sigma is 0 for every action: pi is the prior
+            return node, record.best_unvisited
+        mixed_value, low, high, scale, span, total_visits = _completed_q_range(
+            nodes, visited, raw_value[b, node], node, num_actions, c_visit, c_scale
+        )
+        top = scale * ((high - low) / span)  # the largest sigma
+        normaliser = 0.0
+        for k in range(record.num_visited):
+            slot = visited[node, k]
+            scratch[b, k] = nodes[slot.child].prior * math.exp(scale * ((slot.q - low) / span) - top)
+            normaliser += scratch[b, k]
+        action = record.best_unvisited
+        child = -1
+        best_score = -math.inf
+        if action >= 0:
+            unvisited_mass = 0.0  # the unvisited children's priors in action order (the others hold -1: they add 0)
+            for a in range(num_actions):
+                unvisited_mass += max(unvisited_prior[node, a], 0.0)
+            unvisited_weight = math.exp(scale * ((mixed_value - low) / span) - top)
+            normaliser += unvisited_mass * unvisited_weight
+            best_score = record.best_unvisited_prior * unvisited_weight / normaliser - 0.0
+        denominator = 1 + total_visits
+        for k in range(record.num_visited):
+            slot = visited[node, k]
+            score = scratch[b, k] / normaliser - nodes[slot.child].visits / denominator
+            if score > best_score or (score == best_score and slot.action < action):
+                best_score = score
+                action = slot.action
+                child = slot.child
+    return node, action
+
+
+@numba.njit(**JIT_OPTIONS)
+def _gumbel_init_roots_and_select(
+    nodes, visited, unvisited_prior, raw_value, min_max, scratch, leaf_parent, leaf_action,
+    prior_logits, root_value, legal, considered_visits, num_considered, gumbel_logits, root_logits, c_visit, c_scale,
+) -> None:  # fmt: skip
+    """Write the root of every tree (priors over the legal actions, one visit carrying the network value); then
+    select the leaves of the first simulation."""
+    for b in range(prior_logits.shape[0]):
+        _softmax(prior_logits[b], legal[b], True, unvisited_prior[b, 0])
+        _create_root(nodes[b], visited[b], unvisited_prior[b], min_max[b], root_value[b])
+        raw_value[b, 0] = root_value[b]
+        leaf_parent[b], leaf_action[b] = _gumbel_select_leaf(
+            nodes[b], visited[b], unvisited_prior[b], raw_value, scratch, gumbel_logits, b,
+            considered_visits[num_considered[b], 0], c_visit, c_scale,
+        )  # fmt: skip
+
+
+@numba.njit(**JIT_OPTIONS)
+def _gumbel_expand_backup_select(
+    nodes, visited, unvisited_prior, raw_value, min_max, scratch, leaf_parent, leaf_action,
+    new_node, new_reward, new_value, new_logits, discount,
+    considered_visits, num_considered, gumbel_logits, root_logits, c_visit, c_scale, select_next,
+) -> None:  # fmt: skip
+    """One simulation step for every tree, as :func:`_expand_backup_select`, with Gumbel's selection (which reads
+    the considered visit count of the simulation that follows, ``new_node``)."""
+    for b in range(nodes.shape[0]):
+        for a in range(new_logits.shape[1]):
+            unvisited_prior[b, new_node, a] = new_logits[b, a]  # the priors are computed when first needed
+        _create_node(nodes[b], visited[b], unvisited_prior[b], new_node, leaf_parent[b], leaf_action[b], new_reward[b])
+        raw_value[b, new_node] = new_value[b]
+        _backup(nodes[b], visited[b], min_max[b], new_node, new_value[b], discount)
+        if select_next:
+            leaf_parent[b], leaf_action[b] = _gumbel_select_leaf(
+                nodes[b], visited[b], unvisited_prior[b], raw_value, scratch, gumbel_logits, b,
+                considered_visits[num_considered[b], new_node], c_visit, c_scale,
+            )  # fmt: skip
+
+
+@numba.njit(**_INLINE)
+def _gumbel_policy(nodes, visited, raw_value, root_logits, b, c_visit, c_scale, policy) -> None:
+    """policy [A] = softmax over the legal actions (finite ``root_logits``) of logits + sigma(completed Q), 0 for
+    illegal actions, from the root of tree ``b``."""
+    num_actions = root_logits.shape[1]
+    mixed_value, low, _, scale, span, _ = _completed_q_range(nodes, visited, raw_value[b, 0], 0, num_actions, c_visit, c_scale)
+    unvisited_sigma = scale * ((mixed_value - low) / span)
+    for a in range(num_actions):
+        policy[a] = root_logits[b, a] + unvisited_sigma
+    for k in range(nodes[0].num_visited):
+        slot = visited[0, k]
+        policy[slot.action] = root_logits[b, slot.action] + scale * ((slot.q - low) / span)
+    largest = -math.inf
+    for a in range(num_actions):
+        if root_logits[b, a] > -math.inf and policy[a] > largest:
+            largest = policy[a]
+    total = 0.0
+    for a in range(num_actions):
+        if root_logits[b, a] > -math.inf:
+            policy[a] = math.exp(policy[a] - largest)
+            total += policy[a]
+        else:
+            policy[a] = 0.0
+    for a in range(num_actions):
+        policy[a] = policy[a] / total
+
+
+@numba.njit(**JIT_OPTIONS)
+def _gumbel_choose(
+    nodes, visited, unvisited_prior, raw_value, min_max, scratch, leaf_parent, leaf_action,
+    considered_visits, num_considered, gumbel_logits, root_logits, c_visit, c_scale, out_action, out_policy,
+) -> None:  # fmt: skip
+    """The acting action of every tree (the best of the most visited root actions) and its policy target [B, A]."""
+    for b in range(nodes.shape[0]):
+        most_visits = 0
+        for k in range(nodes[b, 0].num_visited):
+            most_visits = max(most_visits, nodes[b, visited[b, 0, k].child].visits)
+        out_action[b], _ = _gumbel_root_choice(nodes[b], visited[b], unvisited_prior[b], raw_value[b, 0], gumbel_logits, b,
+                                               most_visits, c_visit, c_scale)  # fmt: skip
+        _gumbel_policy(nodes[b], visited[b], raw_value, root_logits, b, c_visit, c_scale, out_policy[b])
+
+
 def new_tree(batch_size: int, num_nodes: int, num_actions: int, device=None) -> Tree:
     """Storage for ``batch_size`` trees of ``num_nodes`` nodes over ``num_actions`` actions (reused per thread).
 
@@ -250,7 +481,9 @@ def _allocate_tree(batch_size: int, num_nodes: int, num_actions: int) -> Tree:
         nodes=np.empty((batch_size, num_nodes), dtype=NODE_DTYPE),
         visited=np.empty((batch_size, num_nodes, num_actions), dtype=VISITED_DTYPE),
         unvisited_prior=np.empty((batch_size, num_nodes, num_actions), dtype=np.float64),
+        raw_value=np.empty((batch_size, num_nodes), dtype=np.float64),
         min_max=np.empty((batch_size, 2), dtype=np.float64),
+        scratch=np.empty((batch_size, num_actions), dtype=np.float64),
         leaf_parent=np.empty(batch_size, dtype=np.int32),
         leaf_action=np.empty(batch_size, dtype=np.int64),
     )
@@ -261,6 +494,16 @@ def exploration_table(num_nodes: int, pb_c_init: float, pb_c_base: float, device
     return tables.exploration_table(num_nodes, pb_c_init, pb_c_base)
 
 
+def gumbel_selection(selection: GumbelSelection, device=None) -> GumbelSelection:
+    """The host's Gumbel selection as the kernels read it (``device`` is ignored)."""
+    return selection._replace(
+        considered_visits=np.ascontiguousarray(selection.considered_visits, dtype=np.int32),
+        num_considered=np.ascontiguousarray(selection.num_considered, dtype=np.int32),
+        gumbel_logits=np.ascontiguousarray(selection.gumbel_logits, dtype=np.float64),
+        root_logits=np.ascontiguousarray(selection.root_logits, dtype=np.float64),
+    )
+
+
 def init_roots(
     tree: Tree,
     prior_logits: np.ndarray,
@@ -268,33 +511,41 @@ def init_roots(
     legal: np.ndarray,
     noise: Optional[np.ndarray],
     noise_fraction: float,
-    exploration: np.ndarray,
+    selection: Union[np.ndarray, GumbelSelection],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Write the roots (logits [B, A], value [B], legal [B, A] bool, noise [B, A] or None) and select the
-    first leaves; returns (parent node [B] int32, action [B] int64) of the nodes the first simulation expands."""
+    first leaves; returns (parent node [B] int32, action [B] int64) of the nodes the first simulation expands.
+
+    :param selection: PUCT's exploration table (:func:`exploration_table`) or Gumbel's :func:`gumbel_selection`
+    """
+    logits, value = _host_array(prior_logits), _host_array(root_value)
+    if isinstance(selection, GumbelSelection):
+        _gumbel_init_roots_and_select(*tree, logits, value, legal, *selection)
+        return tree.leaf_parent, tree.leaf_action
     if noise is None:
         noise, noise_fraction = prior_logits, 0.0  # any [B, A] float array: it is not read
-    _init_roots_and_select(
-        *tree,
-        _host_array(prior_logits),
-        _host_array(root_value),
-        legal,
-        _host_array(noise),
-        float(noise_fraction),
-        exploration,
-    )
+    _init_roots_and_select(*_puct_arrays(tree), logits, value, legal, _host_array(noise), float(noise_fraction), selection)
     return tree.leaf_parent, tree.leaf_action
 
 
 def expand_and_select(
-    tree: Tree, new_node: int, reward, value, prior_logits, gamma: float, exploration: np.ndarray, select_next: bool
+    tree: Tree,
+    new_node: int,
+    reward,
+    value,
+    prior_logits,
+    gamma: float,
+    selection: Union[np.ndarray, GumbelSelection],
+    select_next: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Expand the selected leaves as node ``new_node`` with the model's reward [B], value [B] and logits [B, A],
-    back the values up, and select the next leaves (if ``select_next``); returns them as in :func:`init_roots`."""
-    _expand_backup_select(
-        *tree, new_node, _host_array(reward), _host_array(value), _host_array(prior_logits), float(gamma), exploration,
-        select_next,
-    )  # fmt: skip
+    back the values up, and select the next leaves (if ``select_next``) by ``selection`` (as in :func:`init_roots`);
+    returns them as :func:`init_roots` does."""
+    outputs = (_host_array(reward), _host_array(value), _host_array(prior_logits), float(gamma))
+    if isinstance(selection, GumbelSelection):
+        _gumbel_expand_backup_select(*tree, new_node, *outputs, *selection, select_next)
+    else:
+        _expand_backup_select(*_puct_arrays(tree), new_node, *outputs, selection, select_next)
     return tree.leaf_parent, tree.leaf_action
 
 
@@ -310,6 +561,24 @@ def read_root(tree: Tree) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def choose_action(rng: np.random.Generator, visit_counts: np.ndarray, temperature: float, num_simulations: int) -> np.ndarray:
     """[B] int64 actions from the root visit counts [B, A]: :func:`sb3_muzero.mcts.action_choice.choose_action`."""
     return choose_action_from_visits(rng, visit_counts, temperature)
+
+
+def visit_distribution(visit_counts: np.ndarray) -> np.ndarray:
+    """PUCT's policy target [B, A] float32: :func:`sb3_muzero.mcts.action_choice.visit_distribution`."""
+    return visit_distribution_from_visits(visit_counts)
+
+
+def gumbel_choice(tree: Tree, selection: GumbelSelection) -> tuple[np.ndarray, np.ndarray]:
+    """Gumbel's acting actions [B] int64 (the Sequential Halving winners) and policy targets [B, A] float32."""
+    action = np.empty(tree.batch_size, dtype=np.int64)
+    policy = np.empty((tree.batch_size, tree.num_actions), dtype=np.float64)
+    _gumbel_choose(*tree, *selection, action, policy)
+    return action, policy.astype(np.float32)
+
+
+def _puct_arrays(tree: Tree) -> tuple[np.ndarray, ...]:
+    """The arrays of ``tree`` the PUCT kernels read (fewer arguments to unbox per call)."""
+    return tree.nodes, tree.visited, tree.unvisited_prior, tree.min_max, tree.leaf_parent, tree.leaf_action
 
 
 def to_numpy(array: np.ndarray) -> np.ndarray:

@@ -16,7 +16,9 @@ How it runs
     - Every kernel runs on torch's current stream of the latent's device, so it is ordered with the
       model's work without any synchronisation: the simulation loop makes none. Host data is copied
       in before the loop (the legal mask, the Dirichlet noise and the exploration table) and after it
-      (the uniforms that sample the actions); the chosen actions are the only data that comes back.
+      (the uniforms that sample the actions); the chosen actions are the only data that comes back. Gumbel's
+      selection (noise, shifted root logits, Sequential Halving's table) is prepared on the host and copied in
+      once per search.
 
 Exactness
     The exploration table is computed on the host by the function the CPU backend uses, so ``log`` and
@@ -28,6 +30,8 @@ Exactness
     counts, with weights from a host table computed by :func:`sb3_muzero.mcts.action_choice.visit_weights`
     and the cumulative sum taken in numpy's order, so given the same visit counts and the same ``rng``
     they equal :func:`~sb3_muzero.mcts.action_choice.choose_action`'s.
+    Gumbel's selection and policy target call ``exp`` too, so its policy targets can differ from the CPU
+    backend's in the last bits; its actions and visit counts agree with the reference on the golden trees.
 
 Designs
     Implemented and tested: one thread per tree over the layout shared with the CPU backend (node
@@ -40,12 +44,13 @@ Designs
 """
 
 import contextlib
-from typing import Any, Iterator, NamedTuple, Optional
+from typing import Any, Iterator, NamedTuple, Optional, Union
 
 import numpy as np
 import torch as th
 
 from sb3_muzero.mcts import kernels, tables
+from sb3_muzero.mcts.types import GumbelSelection
 from sb3_muzero.mcts.workspace import reusable
 
 ON_DEVICE = True  # trees on the latent's GPU: init_roots reads the root inputs where they lie
@@ -121,6 +126,12 @@ def exploration_table(num_nodes: int, pb_c_init: float, pb_c_base: float, device
         return runner.to_device(tables.exploration_table(num_nodes, pb_c_init, pb_c_base))
 
 
+def gumbel_selection(selection: GumbelSelection, device=None) -> GumbelSelection:
+    """Gumbel's selection (prepared on the host) copied once per search to ``device`` (the latent's GPU)."""
+    with on_torch_stream(_cuda_device(device)) as runner:
+        return kernels.gumbel_selection_on(runner, selection)
+
+
 def init_roots(
     tree: CudaTree,
     prior_logits: Any,
@@ -128,30 +139,38 @@ def init_roots(
     legal: np.ndarray,
     noise: Optional[np.ndarray],
     noise_fraction: float,
-    exploration: Any,
+    selection: Union[Any, GumbelSelection],
 ) -> tuple[th.Tensor, th.Tensor]:
     """Write the roots (logits [B, A] and value [B], read in place when CUDA tensors; legal [B, A] bool and noise
-    [B, A] or None on the host) and select the first leaves; returns (parent node [B] int32, action [B] int64),
-    torch views on the GPU of the nodes the first simulation expands."""
+    [B, A] or None on the host) and select the first leaves by ``selection`` (the exploration table or Gumbel's
+    selection, on the GPU); returns (parent node [B] int32, action [B] int64), torch views on the GPU of the nodes
+    the first simulation expands."""
     with on_torch_stream(tree.device) as runner:
         logits = _kernel_array(prior_logits, tree.device, "root prior_logits")
         value = _kernel_array(root_value, tree.device, "root value")
-        kernels.launch_init_roots(runner, tree.kernel_tree, logits, value, legal, noise, noise_fraction, exploration)
+        kernels.launch_init_roots(runner, tree.kernel_tree, logits, value, legal, noise, noise_fraction, selection)
     return tree.leaf_parent, tree.leaf_action
 
 
 def expand_and_select(
-    tree: CudaTree, new_node: int, reward, value, prior_logits, gamma: float, exploration: Any, select_next: bool
+    tree: CudaTree,
+    new_node: int,
+    reward,
+    value,
+    prior_logits,
+    gamma: float,
+    selection: Union[Any, GumbelSelection],
+    select_next: bool,
 ) -> tuple[th.Tensor, th.Tensor]:
     """Expand the selected leaves as node ``new_node`` with the model's reward [B], value [B] and logits [B, A]
-    (read in place), back the values up, and select the next leaves (if ``select_next``); returns them as in
-    :func:`init_roots`. Launches one kernel and does not synchronise."""
+    (read in place), back the values up, and select the next leaves (if ``select_next``) by ``selection``; returns
+    them as in :func:`init_roots`. Launches one kernel and does not synchronise."""
     with on_torch_stream(tree.device) as runner:
         reward = _kernel_array(reward, tree.device, "recurrent_fn's reward")
         value = _kernel_array(value, tree.device, "recurrent_fn's value")
         logits = _kernel_array(prior_logits, tree.device, "recurrent_fn's prior_logits")
         kernels.launch_expand_and_select(
-            runner, tree.kernel_tree, new_node, reward, value, logits, gamma, exploration, select_next
+            runner, tree.kernel_tree, new_node, reward, value, logits, gamma, selection, select_next
         )
     return tree.leaf_parent, tree.leaf_action
 
@@ -180,6 +199,23 @@ def choose_action(rng: np.random.Generator, visit_counts: th.Tensor, temperature
         counts = _cupy_view(visit_counts.to(th.int32).contiguous())
         kernels.launch_choose_actions(runner, counts, uniforms, table, num_simulations, _cupy_view(action))
     return action.cpu().numpy()
+
+
+def visit_distribution(visit_counts: th.Tensor) -> th.Tensor:
+    """PUCT's policy target [B, A] float32 on the GPU: the counts over their row sums in float32, the same numbers as
+    :func:`sb3_muzero.mcts.action_choice.visit_distribution` (integer sums are exact, division is IEEE)."""
+    counts = visit_counts.to(th.float32)
+    return counts / counts.sum(dim=1, keepdim=True)
+
+
+def gumbel_choice(tree: CudaTree, selection: GumbelSelection) -> tuple[np.ndarray, th.Tensor]:
+    """Gumbel's acting actions [B] int64 (on the host) and policy targets [B, A] float32 (on the GPU)."""
+    arrays = tree.kernel_tree.arrays
+    action = th.empty(arrays.batch_size, dtype=th.int64, device=tree.device)
+    policy = th.empty((arrays.batch_size, arrays.num_actions), dtype=th.float64, device=tree.device)
+    with on_torch_stream(tree.device) as runner:
+        kernels.launch_gumbel_choose(runner, tree.kernel_tree, selection, _cupy_view(action), _cupy_view(policy))
+    return action.cpu().numpy(), policy.to(th.float32)
 
 
 def _visit_weight_table(runner: CupyDevice, num_simulations: int, temperature: float, device: th.device) -> Any:

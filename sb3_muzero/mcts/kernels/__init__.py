@@ -9,11 +9,11 @@ the device's own (CuPy arrays, or numpy arrays for the host build). This module 
 
 import importlib.resources
 from pathlib import Path
-from typing import Any, NamedTuple, Optional, Protocol
+from typing import Any, NamedTuple, Optional, Protocol, Union
 
 import numpy as np
 
-from sb3_muzero.mcts.types import NODE_DTYPE, VISITED_DTYPE, Tree
+from sb3_muzero.mcts.types import NODE_DTYPE, VISITED_DTYPE, GumbelSelection, Tree
 
 SOURCE_FILE = "search.cu"
 HOST_SHIM_FILE = "host_shim.h"
@@ -27,6 +27,10 @@ KERNEL_NAMES = (
     "expand_backup_select_f64",
     "read_root",
     "choose_actions",
+    "gumbel_init_roots_and_select",
+    "gumbel_expand_backup_select_f32",
+    "gumbel_expand_backup_select_f64",
+    "gumbel_choose",
 )
 
 # dtype and shape (in terms of B, N, A) of every Tree field; the kernels' TreeArrays lists them in this order.
@@ -34,7 +38,9 @@ TREE_LAYOUT: dict[str, tuple[np.dtype, str]] = {
     "nodes": (NODE_DTYPE, "BN"),
     "visited": (VISITED_DTYPE, "BNA"),
     "unvisited_prior": (np.dtype(np.float64), "BNA"),
+    "raw_value": (np.dtype(np.float64), "BN"),
     "min_max": (np.dtype(np.float64), "B2"),
+    "scratch": (np.dtype(np.float64), "BA"),
     "leaf_parent": (np.dtype(np.int32), "B"),
     "leaf_action": (np.dtype(np.int64), "B"),
 }
@@ -75,7 +81,7 @@ class KernelTree(NamedTuple):
     """A batch of trees on a kernel device."""
 
     arrays: Tree  # the arrays of the trees, [B, N, ...] as described in types.Tree (records as bytes: see as_records)
-    addresses: Any  # [6] uint64 on the device: the address of every array of ``arrays``, the kernels' TreeArrays
+    addresses: Any  # [8] uint64 on the device: the address of every array of ``arrays``, the kernels' TreeArrays
 
     @property
     def dims(self) -> tuple[np.int32, np.int32, np.int32]:
@@ -89,6 +95,7 @@ def allocate_tree(device: KernelDevice, batch_size: int, num_nodes: int, num_act
         "BN": (batch_size, num_nodes),
         "BNA": (batch_size, num_nodes, num_actions),
         "B2": (batch_size, 2),
+        "BA": (batch_size, num_actions),
         "B": (batch_size,),
     }
     arrays = Tree(**{name: _empty(device, shapes[kind], dtype) for name, (dtype, kind) in TREE_LAYOUT.items()})
@@ -109,6 +116,22 @@ def as_records(host_bytes: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return host_bytes.view(dtype)[..., 0]
 
 
+def gumbel_selection_on(device: KernelDevice, selection: GumbelSelection) -> GumbelSelection:
+    """A copy of the host's Gumbel selection (:func:`sb3_muzero.mcts.roots.gumbel_selection`) on the device."""
+    return selection._replace(
+        considered_visits=device.to_device(np.ascontiguousarray(selection.considered_visits, dtype=np.int32)),
+        num_considered=device.to_device(np.ascontiguousarray(selection.num_considered, dtype=np.int32)),
+        gumbel_logits=device.to_device(np.ascontiguousarray(selection.gumbel_logits, dtype=np.float64)),
+        root_logits=device.to_device(np.ascontiguousarray(selection.root_logits, dtype=np.float64)),
+    )
+
+
+def _gumbel_arguments(selection: GumbelSelection) -> tuple:
+    """The selection kernels' arguments for a device Gumbel selection."""
+    table = (selection.considered_visits, np.int32(selection.considered_visits.shape[1]), selection.num_considered)
+    return (*table, selection.gumbel_logits, np.float64(selection.c_visit), np.float64(selection.c_scale))
+
+
 def launch_init_roots(
     device: KernelDevice,
     tree: KernelTree,
@@ -117,25 +140,30 @@ def launch_init_roots(
     legal: np.ndarray,
     noise: Optional[np.ndarray],
     noise_fraction: float,
-    exploration: Any,
+    selection: Union[Any, GumbelSelection],
 ) -> None:
     """Write the roots and select the first leaves (into ``tree.arrays.leaf_parent`` / ``leaf_action``).
 
     :param prior_logits: [B, A] device array of root logits (converted to float64)
     :param root_value: [B] device array of root values (converted to float64)
     :param legal: [B, A] host bool mask of the legal root actions
-    :param noise: [B, A] host float64 Dirichlet noise, or None for no noise
-    :param exploration: [N + 1] float64 device array, the exploration table
+    :param noise: [B, A] host float64 Dirichlet noise, or None for no noise (PUCT only)
+    :param selection: PUCT's exploration table ([N + 1] float64 device array) or a device Gumbel selection
+        (:func:`gumbel_selection_on`)
     """
     batch_size, num_actions = tree.arrays.batch_size, tree.arrays.num_actions
     logits = _float_array(prior_logits, (batch_size, num_actions), "root prior_logits", np.float64)
     value = _float_array(root_value, (batch_size,), "root value", np.float64)
     legal = device.to_device(np.ascontiguousarray(legal, dtype=np.bool_))
+    if isinstance(selection, GumbelSelection):
+        arguments = (tree.addresses, *tree.dims, logits, value, legal, *_gumbel_arguments(selection))
+        device.launch("gumbel_init_roots_and_select", batch_size, arguments)
+        return
     if noise is None:
         noise, noise_fraction = logits, 0.0  # any [B, A] float64 array: it is not read
     else:
         noise = device.to_device(np.ascontiguousarray(noise, dtype=np.float64))
-    arguments = (tree.addresses, *tree.dims, logits, value, legal, noise, np.float64(noise_fraction), exploration)
+    arguments = (tree.addresses, *tree.dims, logits, value, legal, noise, np.float64(noise_fraction), selection)
     device.launch("init_roots_and_select", batch_size, arguments)
 
 
@@ -147,7 +175,7 @@ def launch_expand_and_select(
     value: Any,
     prior_logits: Any,
     gamma: float,
-    exploration: Any,
+    selection: Union[Any, GumbelSelection],
     select_next: bool,
 ) -> None:
     """Expand the selected leaves as node ``new_node``, back up, and select the next leaves if ``select_next``.
@@ -156,7 +184,7 @@ def launch_expand_and_select(
     :param value: [B] device array, the model's values
     :param prior_logits: [B, A] device array, the model's logits; all three float32 are read as float32,
         anything else is converted to float64
-    :param exploration: [N + 1] float64 device array, the exploration table
+    :param selection: as for :func:`launch_init_roots`
     """
     batch_size, num_actions = tree.arrays.batch_size, tree.arrays.num_actions
     all_float32 = all(getattr(array, "dtype", None) == np.float32 for array in (reward, value, prior_logits))
@@ -165,8 +193,22 @@ def launch_expand_and_select(
     value = _float_array(value, (batch_size,), "recurrent_fn's value", dtype)
     logits = _float_array(prior_logits, (batch_size, num_actions), "recurrent_fn's prior_logits", dtype)
     kernel = "expand_backup_select_f32" if all_float32 else "expand_backup_select_f64"
-    arguments = (tree.addresses, *tree.dims, np.int32(new_node), reward, value, logits, np.float64(gamma), exploration)
+    arguments = (tree.addresses, *tree.dims, np.int32(new_node), reward, value, logits, np.float64(gamma))
+    if isinstance(selection, GumbelSelection):
+        kernel, arguments = "gumbel_" + kernel, (*arguments, *_gumbel_arguments(selection))
+    else:
+        arguments = (*arguments, selection)
     device.launch(kernel, batch_size, (*arguments, np.int32(select_next)))
+
+
+def launch_gumbel_choose(
+    device: KernelDevice, tree: KernelTree, selection: GumbelSelection, out_action: Any, out_policy: Any
+) -> None:
+    """Write Gumbel's acting actions [B] int64 and policy targets [B, A] float64 (:func:`launch_init_roots`'s device
+    Gumbel selection)."""
+    constants = (np.float64(selection.c_visit), np.float64(selection.c_scale))
+    arguments = (tree.addresses, *tree.dims, selection.gumbel_logits, selection.root_logits, *constants)
+    device.launch("gumbel_choose", tree.arrays.batch_size, (*arguments, out_action, out_policy))
 
 
 def launch_read_root(device: KernelDevice, tree: KernelTree, out_visits: Any, out_value: Any, out_q: Any) -> None:

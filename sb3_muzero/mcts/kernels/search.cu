@@ -15,7 +15,7 @@
 //
 // Layout. Tree arrays are dense and row-major as described in sb3_muzero/mcts/types.py (Tree):
 // nodes [B, N] of struct Node, visited [B, N, A] of struct VisitedChild (slot k of a node's row: its
-// k-th visited child), unvisited_prior [B, N, A]. The structs match NODE_DTYPE and VISITED_DTYPE
+// k-th visited child), unvisited_prior [B, N, A]; Gumbel's raw_value [B, N] and scratch [B, A]. The structs match NODE_DTYPE and VISITED_DTYPE
 // there field for field. The kernels receive the address of each array through TreeArrays, an array
 // of pointers in device memory, in the order of Tree's fields.
 //
@@ -50,7 +50,9 @@ struct TreeArrays {
     Node* nodes;              // [B, N]
     VisitedChild* visited;    // [B, N, A]
     double* unvisited_prior;  // [B, N, A]
+    double* raw_value;        // [B, N], Gumbel only
     double* min_max;          // [B, 2]
+    double* scratch;          // [B, A], Gumbel only
     int* leaf_parent;         // [B]
     long long* leaf_action;   // [B]
 };
@@ -58,13 +60,18 @@ struct TreeArrays {
 namespace mcts {
 
 const int PRIORS_PENDING = -2;  // types.PRIORS_PENDING: the node's unvisited_prior row holds logits
+// Gumbel's constants (types.RANGE_EPSILON, LOW_SCORE; TINY is tiny() below).
+const double RANGE_EPSILON = 1e-8;
+const double LOW_SCORE = -1e9;
 
 // One tree's rows of the batch arrays: index [node] or [node * A + a] instead of [b, ...].
 struct TreeRows {
     Node* nodes;              // [N]
     VisitedChild* visited;    // [N, A]
     double* unvisited_prior;  // [N, A]
+    double* raw_value;        // [N]
     double* min_max;          // [2]
+    double* scratch;          // [A]
     int num_actions;
 
     __device__ long long row(int node) const { return (long long)node * num_actions; }
@@ -76,12 +83,16 @@ __device__ TreeRows tree_rows(const TreeArrays* arrays, int b, int num_nodes, in
     tree.nodes = arrays->nodes + nodes;
     tree.visited = arrays->visited + nodes * num_actions;
     tree.unvisited_prior = arrays->unvisited_prior + nodes * num_actions;
+    tree.raw_value = arrays->raw_value + nodes;
     tree.min_max = arrays->min_max + 2LL * b;
+    tree.scratch = arrays->scratch + (long long)b * num_actions;
     tree.num_actions = num_actions;
     return tree;
 }
 
 __device__ double positive_infinity() { return __longlong_as_double(0x7ff0000000000000LL); }
+
+__device__ double tiny() { return __longlong_as_double(0x0010000000000000LL); }  // the smallest normal double
 
 // prior[a] = softmax of logits over the legal actions (all actions unless is_root), -1 for illegal ones.
 // [A] -> [A]; prior may be logits itself (legal is read only at the root).
@@ -202,6 +213,16 @@ __device__ void _select_leaf(const TreeRows& tree, const double* exploration_tab
     }
 }
 
+// Write the root (node 0) from its priors (in unvisited_prior's row 0): one visit carrying the network's
+// value, an empty Q range.
+__device__ void _create_root(const TreeRows& tree, double value) {
+    _create_node(tree, 0, -1, -1, 0.0);
+    tree.nodes[0].visits = 1;
+    tree.nodes[0].value_sum = value;
+    tree.min_max[0] = positive_infinity();
+    tree.min_max[1] = -positive_infinity();
+}
+
 // Add the discounted return to every node from leaf up to the root; widen the tree's Q range.
 __device__ void _backup(const TreeRows& tree, int leaf, double value, double discount) {
     double q_min = tree.min_max[0];
@@ -286,6 +307,212 @@ __device__ long long _sample_visited(const int* visit_counts, int num_actions, c
     return action < last_visited ? action : last_visited;
 }
 
+// --- Gumbel MuZero (the semantics are in sb3_muzero/mcts/driver.py) ----------------------------------------
+
+// What sigma(completed Q) of one node's actions needs: sigma(q) = scale * ((q - low) / span); the mixed
+// value completes the Q of every unvisited (or, at the root, illegal) action. node_value: the node's raw value.
+struct CompletedQ {
+    double mixed_value;
+    double low;
+    double high;
+    double scale;
+    double span;
+    int total_visits;
+
+    __device__ double sigma(double q) const { return scale * ((q - low) / span); }
+};
+
+__device__ CompletedQ _completed_q_range(const TreeRows& tree, int node, double node_value, double c_visit,
+                                         double c_scale) {
+    const Node& record = tree.nodes[node];
+    int total_visits = 0;
+    int most_visits = 0;
+    double weighted_q = 0.0;
+    double mass = 0.0;
+    double low = positive_infinity();
+    double high = -positive_infinity();
+    for (int k = 0; k < record.num_visited; ++k) {
+        const VisitedChild& slot = tree.visited[tree.row(node) + k];
+        const Node& child = tree.nodes[slot.child];
+        total_visits += child.visits;
+        most_visits = child.visits > most_visits ? child.visits : most_visits;
+        const double prior = child.prior > tiny() ? child.prior : tiny();
+        weighted_q += prior * slot.q;
+        mass += prior;
+        low = slot.q < low ? slot.q : low;
+        high = slot.q > high ? slot.q : high;
+    }
+    CompletedQ completed;
+    completed.mixed_value = node_value;
+    if (record.num_visited > 0) {
+        completed.mixed_value = (node_value + (double)total_visits * (weighted_q / mass)) / (double)(total_visits + 1);
+    }
+    if (record.num_visited < tree.num_actions) {  // some actions are unvisited (or illegal): they take the mixed value
+        low = completed.mixed_value < low ? completed.mixed_value : low;
+        high = completed.mixed_value > high ? completed.mixed_value : high;
+    }
+    completed.low = low;
+    completed.high = high;
+    completed.scale = (c_visit + (double)most_visits) * c_scale;
+    completed.span = high - low > RANGE_EPSILON ? high - low : RANGE_EPSILON;
+    completed.total_visits = total_visits;
+    return completed;
+}
+
+// The root action Sequential Halving takes among the legal actions with considered_visit visits: the
+// largest max(LOW_SCORE, (gumbel + logit) + sigma), lowest index on ties. Writes its child node (-1 if
+// unvisited). gumbel_logits [A]: the tree's row of gumbel + root logits.
+__device__ int _gumbel_root_choice(const TreeRows& tree, const double* gumbel_logits, int considered_visit,
+                                   double c_visit, double c_scale, int* best_child) {
+    const CompletedQ completed = _completed_q_range(tree, 0, tree.raw_value[0], c_visit, c_scale);
+    int best_action = -1;
+    double best_score = -positive_infinity();
+    *best_child = -1;
+    if (considered_visit == 0) {  // the unvisited legal actions, which share sigma
+        const double unvisited_sigma = completed.sigma(completed.mixed_value);
+        for (int a = 0; a < tree.num_actions; ++a) {
+            if (tree.unvisited_prior[a] >= 0.0) {
+                const double sum = gumbel_logits[a] + unvisited_sigma;
+                const double score = sum > LOW_SCORE ? sum : LOW_SCORE;
+                if (score > best_score) {
+                    best_score = score;
+                    best_action = a;
+                }
+            }
+        }
+        return best_action;
+    }
+    for (int k = 0; k < tree.nodes[0].num_visited; ++k) {
+        const VisitedChild& slot = tree.visited[k];
+        if (tree.nodes[slot.child].visits != considered_visit) {
+            continue;
+        }
+        const double sum = gumbel_logits[slot.action] + completed.sigma(slot.q);
+        const double score = sum > LOW_SCORE ? sum : LOW_SCORE;
+        if (score > best_score || (score == best_score && slot.action < best_action)) {
+            best_score = score;
+            best_action = slot.action;
+            *best_child = slot.child;
+        }
+    }
+    return best_action;
+}
+
+// Walk the tree from the root to the first unexpanded child; write its parent and action. At the root,
+// Sequential Halving; below it the deterministic selection: the largest pi(a) - N(a) / (1 + sum N), pi =
+// softmax(logits + sigma), lowest index on ties, scoring only the visited children and the best unvisited
+// one (see backends/cpu.py). The visited children's P exp(sigma - top) wait in the tree's scratch row.
+__device__ void _gumbel_select_leaf(const TreeRows& tree, const double* gumbel_logits, double* scratch,
+                                    int considered_visit, double c_visit, double c_scale, int* leaf_parent,
+                                    long long* leaf_action) {
+    int child;
+    int action = _gumbel_root_choice(tree, gumbel_logits, considered_visit, c_visit, c_scale, &child);
+    int node = 0;
+    while (child >= 0) {
+        node = child;
+        Node& record = tree.nodes[node];
+        double* unvisited_prior = tree.unvisited_prior + tree.row(node);
+        if (record.best_unvisited == PRIORS_PENDING) {
+            _softmax(unvisited_prior, (const bool*)nullptr, false, unvisited_prior, tree.num_actions);
+            _find_best_unvisited(record, unvisited_prior, tree.num_actions);
+        }
+        if (record.num_visited == 0) {  // sigma is 0 for every action: pi is the prior
+            action = record.best_unvisited;
+            break;
+        }
+        const CompletedQ completed = _completed_q_range(tree, node, tree.raw_value[node], c_visit, c_scale);
+        const double top = completed.sigma(completed.high);  // the largest sigma
+        double normaliser = 0.0;
+        for (int k = 0; k < record.num_visited; ++k) {
+            const VisitedChild& slot = tree.visited[tree.row(node) + k];
+            scratch[k] = tree.nodes[slot.child].prior * exp(completed.sigma(slot.q) - top);
+            normaliser += scratch[k];
+        }
+        action = record.best_unvisited;
+        child = -1;
+        double best_score = -positive_infinity();
+        if (action >= 0) {
+            double unvisited_mass = 0.0;  // the unvisited children's priors in action order (the others hold -1: they add 0)
+            for (int a = 0; a < tree.num_actions; ++a) {
+                unvisited_mass += unvisited_prior[a] > 0.0 ? unvisited_prior[a] : 0.0;
+            }
+            const double unvisited_weight = exp(completed.sigma(completed.mixed_value) - top);
+            normaliser += unvisited_mass * unvisited_weight;
+            best_score = record.best_unvisited_prior * unvisited_weight / normaliser - 0.0;
+        }
+        const double denominator = (double)(1 + completed.total_visits);
+        for (int k = 0; k < record.num_visited; ++k) {
+            const VisitedChild& slot = tree.visited[tree.row(node) + k];
+            const double score = scratch[k] / normaliser - (double)tree.nodes[slot.child].visits / denominator;
+            if (score > best_score || (score == best_score && slot.action < action)) {
+                best_score = score;
+                action = slot.action;
+                child = slot.child;
+            }
+        }
+    }
+    *leaf_parent = node;
+    *leaf_action = action;
+}
+
+// policy [A] = softmax over the legal actions (finite root_logits) of logits + sigma(completed Q), 0 for
+// illegal actions, from the tree's root.
+__device__ void _gumbel_policy(const TreeRows& tree, const double* root_logits, double c_visit, double c_scale,
+                               double* policy) {
+    const CompletedQ completed = _completed_q_range(tree, 0, tree.raw_value[0], c_visit, c_scale);
+    const double unvisited_sigma = completed.sigma(completed.mixed_value);
+    for (int a = 0; a < tree.num_actions; ++a) {
+        policy[a] = root_logits[a] + unvisited_sigma;
+    }
+    for (int k = 0; k < tree.nodes[0].num_visited; ++k) {
+        const VisitedChild& slot = tree.visited[k];
+        policy[slot.action] = root_logits[slot.action] + completed.sigma(slot.q);
+    }
+    double largest = -positive_infinity();
+    for (int a = 0; a < tree.num_actions; ++a) {
+        if (root_logits[a] > -positive_infinity() && policy[a] > largest) {
+            largest = policy[a];
+        }
+    }
+    double total = 0.0;
+    for (int a = 0; a < tree.num_actions; ++a) {
+        if (root_logits[a] > -positive_infinity()) {
+            policy[a] = exp(policy[a] - largest);
+            total += policy[a];
+        } else {
+            policy[a] = 0.0;
+        }
+    }
+    for (int a = 0; a < tree.num_actions; ++a) {
+        policy[a] = policy[a] / total;
+    }
+}
+
+// One Gumbel simulation step for tree b: create new_node under the selected leaf from the model's output,
+// back its value up and, if select_next, select the next leaf with the considered visit count of the next
+// simulation (table row num_considered[b], column new_node).
+template <typename Real>
+__device__ void gumbel_expand_backup_select_tree(const TreeArrays* arrays, int b, int num_nodes, int num_actions,
+                                                 int new_node, const Real* new_reward, const Real* new_value,
+                                                 const Real* new_logits, double discount, const int* considered_visits,
+                                                 int num_simulations, const int* num_considered,
+                                                 const double* gumbel_logits, double c_visit, double c_scale,
+                                                 int select_next) {
+    const TreeRows tree = tree_rows(arrays, b, num_nodes, num_actions);
+    const Real* logits = new_logits + (long long)b * num_actions;
+    for (int a = 0; a < num_actions; ++a) {
+        tree.unvisited_prior[tree.row(new_node) + a] = (double)logits[a];
+    }
+    _create_node(tree, new_node, arrays->leaf_parent[b], (int)arrays->leaf_action[b], (double)new_reward[b]);
+    tree.raw_value[new_node] = (double)new_value[b];
+    _backup(tree, new_node, (double)new_value[b], discount);
+    if (select_next) {
+        const int considered_visit = considered_visits[(long long)num_considered[b] * num_simulations + new_node];
+        _gumbel_select_leaf(tree, gumbel_logits + (long long)b * num_actions, tree.scratch, considered_visit, c_visit,
+                            c_scale, arrays->leaf_parent + b, arrays->leaf_action + b);
+    }
+}
+
 }  // namespace mcts
 
 // Write the root (node 0) of every tree, priors with noise and one visit carrying the network value;
@@ -311,11 +538,7 @@ extern "C" __global__ void init_roots_and_select(const TreeArrays* arrays, int b
             }
         }
     }
-    mcts::_create_node(tree, 0, -1, -1, 0.0);
-    tree.nodes[0].visits = 1;
-    tree.nodes[0].value_sum = root_value[b];
-    tree.min_max[0] = mcts::positive_infinity();
-    tree.min_max[1] = -mcts::positive_infinity();
+    mcts::_create_root(tree, root_value[b]);
     mcts::_select_leaf(tree, exploration_table, arrays->leaf_parent + b, arrays->leaf_action + b);
 }
 
@@ -388,4 +611,77 @@ extern "C" __global__ void choose_actions(const int* visit_counts, int batch_siz
     }
     const double* weights = weight_table + (long long)(most - 1) * (num_simulations + 1);
     action[b] = mcts::_sample_visited(counts, num_actions, weights, uniforms[b]);
+}
+
+// Gumbel: write the root of every tree (priors over the legal actions, one visit carrying the network
+// value), then select the leaves of the first simulation. prior_logits [B, A], root_value [B], legal [B, A],
+// considered_visits [M + 1, num_simulations] (Sequential Halving's table), num_considered [B] (each tree's
+// row), gumbel_logits [B, A] (Gumbel noise plus the shifted root logits, -inf for illegal actions).
+extern "C" __global__ void gumbel_init_roots_and_select(const TreeArrays* arrays, int batch_size, int num_nodes,
+                                                        int num_actions, const double* prior_logits,
+                                                        const double* root_value, const bool* legal,
+                                                        const int* considered_visits, int num_simulations,
+                                                        const int* num_considered, const double* gumbel_logits,
+                                                        double c_visit, double c_scale) {
+    const int b = blockIdx.x * blockDim.x + threadIdx.x;
+    if (b >= batch_size) {
+        return;
+    }
+    const mcts::TreeRows tree = mcts::tree_rows(arrays, b, num_nodes, num_actions);
+    const long long row = (long long)b * num_actions;
+    mcts::_softmax(prior_logits + row, legal + row, true, tree.unvisited_prior, num_actions);
+    mcts::_create_root(tree, root_value[b]);
+    tree.raw_value[0] = root_value[b];
+    const int considered_visit = considered_visits[(long long)num_considered[b] * num_simulations];
+    mcts::_gumbel_select_leaf(tree, gumbel_logits + row, tree.scratch, considered_visit, c_visit, c_scale,
+                              arrays->leaf_parent + b, arrays->leaf_action + b);
+}
+
+// One Gumbel simulation step for every tree (see gumbel_expand_backup_select_tree), with the model's
+// outputs in float32 or float64; the other arguments as for gumbel_init_roots_and_select.
+extern "C" __global__ void gumbel_expand_backup_select_f32(
+    const TreeArrays* arrays, int batch_size, int num_nodes, int num_actions, int new_node, const float* new_reward,
+    const float* new_value, const float* new_logits, double discount, const int* considered_visits, int num_simulations,
+    const int* num_considered, const double* gumbel_logits, double c_visit, double c_scale, int select_next) {
+    const int b = blockIdx.x * blockDim.x + threadIdx.x;
+    if (b < batch_size) {
+        mcts::gumbel_expand_backup_select_tree(arrays, b, num_nodes, num_actions, new_node, new_reward, new_value,
+                                               new_logits, discount, considered_visits, num_simulations,
+                                               num_considered, gumbel_logits, c_visit, c_scale, select_next);
+    }
+}
+
+extern "C" __global__ void gumbel_expand_backup_select_f64(
+    const TreeArrays* arrays, int batch_size, int num_nodes, int num_actions, int new_node, const double* new_reward,
+    const double* new_value, const double* new_logits, double discount, const int* considered_visits,
+    int num_simulations, const int* num_considered, const double* gumbel_logits, double c_visit, double c_scale,
+    int select_next) {
+    const int b = blockIdx.x * blockDim.x + threadIdx.x;
+    if (b < batch_size) {
+        mcts::gumbel_expand_backup_select_tree(arrays, b, num_nodes, num_actions, new_node, new_reward, new_value,
+                                               new_logits, discount, considered_visits, num_simulations,
+                                               num_considered, gumbel_logits, c_visit, c_scale, select_next);
+    }
+}
+
+// Gumbel's result for every tree: the acting action (the best of the most visited root actions by
+// Sequential Halving's score) into action [B], and the policy target into policy [B, A] (float64).
+// gumbel_logits and root_logits [B, A] as for gumbel_init_roots_and_select.
+extern "C" __global__ void gumbel_choose(const TreeArrays* arrays, int batch_size, int num_nodes, int num_actions,
+                                         const double* gumbel_logits, const double* root_logits, double c_visit,
+                                         double c_scale, long long* action, double* policy) {
+    const int b = blockIdx.x * blockDim.x + threadIdx.x;
+    if (b >= batch_size) {
+        return;
+    }
+    const mcts::TreeRows tree = mcts::tree_rows(arrays, b, num_nodes, num_actions);
+    const long long row = (long long)b * num_actions;
+    int most_visits = 0;
+    for (int k = 0; k < tree.nodes[0].num_visited; ++k) {
+        const int visits = tree.nodes[tree.visited[k].child].visits;
+        most_visits = visits > most_visits ? visits : most_visits;
+    }
+    int child;
+    action[b] = mcts::_gumbel_root_choice(tree, gumbel_logits + row, most_visits, c_visit, c_scale, &child);
+    mcts::_gumbel_policy(tree, root_logits + row, c_visit, c_scale, policy + row);
 }
