@@ -140,8 +140,13 @@ def test_gpu_check_dry_run_runs_every_step_and_plans_under_nine_minutes_of_gpu_t
     assert [step["step"] for step in steps] == ["tests", "bench_mcts", "bench_mctx", "search_overhead", "training"]
     assert all(step["status"] == 0 and step["seconds"] <= step["limit_s"] for step in steps), steps
     results = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    searches = [result for result in results if "ms_per_search" in result]  # bench_mcts: PUCT and Gumbel, then a ratio
+    assert {(r["impl"], r["algorithm"], r["batch"]) for r in searches} >= {
+        ("cpu-numba-1t", "puct", 8),
+        ("cpu-numba-1t", "gumbel", 8),
+    }
+    assert all(r["ms_per_search"] > 0 for r in searches)
     by_kind = {result.get("impl", result.get("bench", result.get("device"))): result for result in results}
-    assert by_kind["cpu-numba-1t"]["batch"] == 8 and by_kind["cpu-numba-1t"]["ms_per_search"] > 0
     assert "skipped" in by_kind.get("mctx", {}) or any(kind.startswith("mctx-jax") for kind in by_kind)
     assert by_kind["cpu"]["tree_overhead"] is not None  # bench_search_overhead's line
     assert by_kind["training"]["env_steps_per_s"] > 0 and by_kind["training"]["gradient_steps_per_s"] > 0

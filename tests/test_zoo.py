@@ -397,7 +397,7 @@ def test_push_to_hub_prepares_the_model_card_video_and_files_offline(cartpole_ru
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "ffmpeg").symlink_to(imageio_ffmpeg.get_ffmpeg_exe())
     uploaded = tmp_path / "uploaded.json"
-    arguments = "--algo muzero --env CartPole-v1 -f logs/ -orga sb3-muzero-tests -n 60"
+    arguments = "--algo muzero --env CartPole-v1 -f logs/ --exp-id 1 -orga sb3-muzero-tests -n 60"  # the run of cartpole_run
     output = check(run(["-c", OFFLINE_PUSH_TO_HUB, str(uploaded), *arguments.split()], cwd=folder,
                        PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}"))  # fmt: skip
     assert "Loading logs/muzero/CartPole-v1_1/CartPole-v1.zip" in output
