@@ -125,10 +125,10 @@ def test_every_position_of_the_batch_goes_through_one_search(monkeypatch):
         return search(root, *args, **kwargs)
 
     monkeypatch.setattr(reanalyse_module, "search", counting_search)
-    fresh, _ = model._reanalyse(sample)
+    fresh, stats = model._reanalyse(sample)
     policy_roots = np.unique(sample.unroll_slots[sample.unroll_slots >= 0])
     bootstrap_roots = np.unique(fresh_bootstrap_slots(model, sample))
-    assert calls == [len(policy_roots) + len(bootstrap_roots)] and len(bootstrap_roots) > 0
+    assert calls == [len(policy_roots) + len(bootstrap_roots)] == [stats["reanalyse_roots"]] and len(bootstrap_roots) > 0
     assert (fresh.bootstrap_slot == -1).all() and fresh.bootstrap_observations.shape[0] == 0
 
 
@@ -157,8 +157,8 @@ def test_reanalysing_draws_nothing_from_the_runs_generators_and_logs_what_it_did
     with open(tmp_path / "progress.csv") as file:
         rows = list(csv.DictReader(file))
     logged = {key for row in rows for key, value in row.items() if value}
-    names = ("reanalyse_ms", "reanalyse_fraction", "reanalyse_value_change", "reanalyse_policy_kl", "reanalyse_td_steps")
-    assert {f"train/{name}" for name in names} <= logged
+    names = ("ms", "fraction", "value_change", "policy_kl", "td_steps", "roots")
+    assert {f"train/reanalyse_{name}" for name in names} <= logged
     assert float(rows[-1]["train/reanalyse_fraction"]) == 1.0 and float(rows[-1]["train/reanalyse_ms"]) > 0
 
 

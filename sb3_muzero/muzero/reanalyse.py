@@ -64,7 +64,9 @@ class Reanalysis(NamedTuple):
     """What :func:`reanalyse` returns."""
 
     sample: ReplaySample  # the batch, with fresh targets in the reanalysed rows
-    stats: dict[str, float]  # reanalyse_fraction, reanalyse_value_change, reanalyse_policy_kl, reanalyse_td_steps
+    # reanalyse_fraction, reanalyse_value_change, reanalyse_policy_kl, reanalyse_td_steps (the mean horizon),
+    # reanalyse_roots (the roots searched)
+    stats: dict[str, float]
 
 
 def reanalyse(
@@ -102,28 +104,19 @@ def reanalyse(
     positions = sample.unroll_slots[rows]  # [n, K+1]
     stored = positions >= 0
     returns = replay.n_step_returns(positions[stored], np.broadcast_to(horizons[:, None], positions.shape)[stored])
-    bootstrap_slots = returns.bootstrap_slot
-    searched = bootstrap_slots >= 0
-    fresh_policies, fresh_values = _search(replay, policy, target_policy or policy, to_tensor, positions[stored],
-                                           bootstrap_slots[searched])  # fmt: skip
-
-    policy_targets = sample.policy_targets[rows]  # [n, K+1, A] (a copy)
-    stored_policies = policy_targets[stored]
-    policy_targets[stored] = fresh_policies
+    searched = returns.bootstrap_slot >= 0
+    fresh_policies, fresh_values, roots = _search(replay, policy, target_policy or policy, to_tensor, positions[stored],
+                                           returns.bootstrap_slot[searched])  # fmt: skip
     bootstrap_value = returns.bootstrap_value.copy()
     bootstrap_value[searched] = fresh_values
-    value_partial, bootstrap_discount = sample.value_partial[rows], sample.bootstrap_discount[rows]
-    value_partial[stored], bootstrap_discount[stored] = returns.partial, returns.discount
-    bootstrap = sample.bootstrap_value[rows]
-    bootstrap[stored] = bootstrap_value
-
-    fresh = _with_rows(sample, rows, policy_targets=policy_targets, value_partial=value_partial,
-                       bootstrap_discount=bootstrap_discount, bootstrap_value=bootstrap)  # fmt: skip
+    fresh = _with_positions(sample, rows, stored, policy_targets=fresh_policies, value_partial=returns.partial,
+                            bootstrap_discount=returns.discount, bootstrap_value=bootstrap_value)  # fmt: skip
     stats = {
         "reanalyse_fraction": len(rows) / len(sample.slots),
         "reanalyse_value_change": _value_change(sample, fresh, rows),
-        "reanalyse_policy_kl": float(kl_divergence(fresh_policies, stored_policies).mean()),
+        "reanalyse_policy_kl": float(kl_divergence(fresh_policies, sample.policy_targets[rows][stored]).mean()),
         "reanalyse_td_steps": float(horizons.mean()),
+        "reanalyse_roots": float(roots),
     }
     return Reanalysis(fresh, stats)
 
@@ -159,10 +152,10 @@ def kl_divergence(fresh: np.ndarray, stored: np.ndarray) -> np.ndarray:
 
 def _search(replay: MuZeroReplayBuffer, policy: MuZeroPolicy, target_policy: MuZeroPolicy,
             to_tensor: Callable[[ObservationBatch], PyTorchObs], policy_slots: np.ndarray,
-            bootstrap_slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+            bootstrap_slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
     """One search from the observations of ``policy_slots`` [P] with ``policy`` and of ``bootstrap_slots`` [V] with
-    ``target_policy`` (one block of roots if they are the same network); returns the policy targets [P, A] and the
-    root values [V] (float32)."""
+    ``target_policy`` (one block of roots if they are the same network); returns the policy targets [P, A], the
+    root values [V] (float32) and the number of roots searched."""
     if target_policy is policy:
         groups = [(policy, np.unique(np.concatenate([policy_slots, bootstrap_slots])))]
     else:
@@ -186,7 +179,7 @@ def _search(replay: MuZeroReplayBuffer, policy: MuZeroPolicy, target_policy: MuZ
     root_values = to_numpy(result.root_value).astype(np.float32)
     policy_rows = np.searchsorted(groups[0][1], policy_slots)
     bootstrap_rows = np.searchsorted(groups[-1][1], bootstrap_slots) + (len(groups[0][1]) if len(groups) > 1 else 0)
-    return policy_targets[policy_rows], root_values[bootstrap_rows]
+    return policy_targets[policy_rows], root_values[bootstrap_rows], len(root_values)
 
 
 class _BlockModel:
@@ -211,14 +204,16 @@ def _concatenate_roots(roots: list[RootInput]) -> RootInput:
 # --- the batch with its fresh targets ------------------------------------------------------------------------
 
 
-def _with_rows(sample: ReplaySample, rows: np.ndarray, **fields: np.ndarray) -> ReplaySample:
-    """``sample`` with ``fields`` [n, ...] written into its ``rows``; the bootstrap values of those rows are final
-    (their ``bootstrap_slot`` -1, their ``bootstrap_observations`` left out), so a target network does not replace
-    them."""
+def _with_positions(sample: ReplaySample, rows: np.ndarray, positions: np.ndarray, **fields: np.ndarray) -> ReplaySample:
+    """``sample`` with ``fields`` [M, ...] written into its unroll steps ``positions`` [n, K+1] (bool, M true) of
+    ``rows`` [n]; the bootstrap values of those rows are final (their ``bootstrap_slot`` -1, their
+    ``bootstrap_observations`` left out), so that a target network does not replace them."""
     replaced = {}
     for name, values in fields.items():
         array = getattr(sample, name).copy()
-        array[rows] = values
+        block = array[rows]
+        block[positions] = values
+        array[rows] = block
         replaced[name] = array
     bootstrap_slot = sample.bootstrap_slot.copy()
     bootstrap_slot[rows] = -1
