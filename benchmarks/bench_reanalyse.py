@@ -2,6 +2,7 @@
 
     python benchmarks/bench_reanalyse.py
     python benchmarks/bench_reanalyse.py --cases cartpole --repeats 5 --set num_simulations=25
+    python benchmarks/bench_reanalyse.py --device cuda   # on a GPU: the networks and the search's trees there
 
 For each case, builds the model of its ``hyperparams/muzero.yml`` section (``--set`` overrides) with
 ``reanalyse_ratio=1`` (and a replay of ``--fill`` steps) and fills its replay with ``--fill`` env steps:
@@ -52,7 +53,7 @@ def random_rule(observations: np.ndarray, rng: np.random.Generator) -> np.ndarra
     return rng.integers(4, size=len(observations))
 
 
-def build(case: str, algorithm: str, overrides: dict) -> tuple[MuZero, Rule]:
+def build(case: str, algorithm: str, overrides: dict, device: str) -> tuple[MuZero, Rule]:
     """The case's model (reanalysing every unroll) and the rule that fills its replay."""
     env_id = "CartPole-v1" if case == "cartpole" else ATARI_ID
     settings = muzero_settings(env_id)
@@ -65,7 +66,7 @@ def build(case: str, algorithm: str, overrides: dict) -> tuple[MuZero, Rule]:
         kwargs["policy_kwargs"] = {**STRIDED, **overrides.get("policy_kwargs", {})}
         assert env.action_space.n == 4, f"{env_id} has {env.action_space.n} actions, random_rule draws 4"
         rule = random_rule
-    return MuZero(settings.policy, env, seed=0, device="cpu", **kwargs), rule
+    return MuZero(settings.policy, env, seed=0, device=device, **kwargs), rule
 
 
 def fill(model: MuZero, rule: Rule, env_steps: int) -> None:
@@ -109,6 +110,7 @@ def main() -> None:
     parser.add_argument("--fill", type=int, default=20_000, help="env steps in the replay")
     parser.add_argument("--repeats", type=int, default=3, help="timed batches per case and search")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu", help="the networks' device (cuda: the search runs there too)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="MuZero hyperparameter overrides")
     args = parser.parse_args()
     refuse_options_below(parser, [(f"--{name.replace('_', '-')}", getattr(args, name), 1)
@@ -122,7 +124,7 @@ def main() -> None:
         replay = None
         for algorithm in ALGORITHMS:
             settings = {"buffer_size": args.fill + 64, **overrides, "num_unroll_steps": args.unroll_steps}
-            model, rule = build(case, algorithm, settings)
+            model, rule = build(case, algorithm, settings, args.device)
             if replay is None:
                 fill(model, rule, args.fill)
                 replay = model.replay_buffer
@@ -131,7 +133,7 @@ def main() -> None:
             line = dict(case=case, search_algorithm=algorithm, **timing, batch_size=args.batch_size,
                         num_unroll_steps=args.unroll_steps, num_simulations=model.num_simulations, td_steps=model.td_steps,
                         target_network=model.target_policy is not None, fill=args.fill, repeats=args.repeats,
-                        threads=args.threads)  # fmt: skip
+                        threads=args.threads, device=args.device)  # fmt: skip
             print(json.dumps(line), flush=True)
 
 
