@@ -26,9 +26,10 @@ Value targets
     cut-off observation, stored at acting time) the replay's target stays.
     The horizon ``n`` is ``td_steps``, or, with the off-policy correction (``reanalyse_age_per_td_step = D > 0``),
     ``n = max(1, td_steps - age // D)``, where ``age`` is the number of gradient steps since the sampled step was
-    stored (:attr:`MuZeroReplayBuffer.stored_at_update`), the same for the whole row: the older the data, the less of
-    its target comes from rewards the current policy would not have collected. EfficientZero's rule, with its age in
-    env steps: ``n = clip(5 - age // D, 1, 5)`` with ``D = 0.3 * 100,000`` for Atari 100k (one gradient step per env
+    stored (the replay's ``stored_at_update``; 0 if that is later, as in a replay loaded into another run), the same
+    for the whole row: the older the data, the less of its target comes from rewards the current policy would not
+    have collected. Only reanalysed unrolls get it (their bootstrap values are fresh). EfficientZero's rule, with its
+    age in env steps: ``n = clip(5 - age // D, 1, 5)`` with ``D = 0.3 * 100,000`` for Atari 100k (one gradient step per env
     step, so the same ``D`` counted in gradient steps).
 
 One search
