@@ -4,6 +4,7 @@
     python benchmarks/cartpole.py --seeds 3 --variant puct50 \
         --variant gumbel8 search_algorithm=gumbel num_simulations=8 \
         --variant gumbel2 search_algorithm=gumbel num_simulations=2
+    python benchmarks/cartpole.py --seeds 5 --variant stored --variant reanalyse reanalyse_ratio=1.0
 
 Trains one model per seed and evaluates it deterministically (10 episodes, ``predict(deterministic=True)``)
 every 1,000 env steps. Torch runs on one thread (``--threads``): the networks are small, and more threads only

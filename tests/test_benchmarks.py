@@ -205,3 +205,17 @@ def test_atari_benchmark_evaluation_presses_fire_after_a_lost_life(fire):
         steps += 1
     lives = env.unwrapped.ale.lives()
     assert (terminated and lives == 0) if fire else (not (terminated or truncated) and lives == 4)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["--repeats", "0"], "--repeats must be >= 1, got 0"),
+        (["--set", "td_steps"], "--set takes KEY=VALUE items, got ['td_steps']"),
+    ],
+)
+def test_reanalyse_benchmark_rejects_bad_arguments_before_building_a_model(monkeypatch, capsys, argv, message):
+    benchmark = load_benchmark("bench_reanalyse")
+    monkeypatch.setattr(benchmark, "build", lambda *args: pytest.fail("built a model despite a bad argument"))
+    assert_main_refuses(benchmark, argv, message, monkeypatch, capsys)

@@ -47,6 +47,8 @@ class DropoutExtractor(BaseFeaturesExtractor):
 # Gumbel MuZero with settings other than the defaults, so that a reload that lost them would show.
 GUMBEL = dict(search_algorithm="gumbel", max_considered_actions=3, gumbel_c_visit=30.0, gumbel_c_scale=0.2)
 GUMBEL_KEYS = tuple(GUMBEL)
+# Reanalyse of half of each batch, with the off-policy correction: one more reader of the replay's generator and ages.
+REANALYSE = dict(reanalyse_ratio=0.5, reanalyse_age_per_td_step=2)
 
 
 def make_run(**overrides) -> MuZero:
@@ -85,11 +87,12 @@ model.save_replay_buffer(sys.argv[5])
 """
 
 
-def test_a_run_resumed_from_a_checkpoint_in_a_new_process_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("settings", [{}, REANALYSE], ids=["stored_targets", "reanalyse"])
+def test_a_run_resumed_from_a_checkpoint_in_a_new_process_is_bit_identical(tmp_path, settings):
     th.set_num_threads(1)
-    uninterrupted = make_run().learn(TOTAL_STEPS)
+    uninterrupted = make_run(**settings).learn(TOTAL_STEPS)
 
-    checkpointed = make_run().learn(
+    checkpointed = make_run(**settings).learn(
         TOTAL_STEPS, callback=CheckpointCallback(CHECKPOINT_STEPS // 2, str(tmp_path), save_env=True)
     )
     assert_same_run(uninterrupted, checkpointed)  # saving does not disturb the run
@@ -107,7 +110,7 @@ def test_a_run_resumed_from_a_checkpoint_in_a_new_process_is_bit_identical(tmp_p
     assert_same_run(uninterrupted, resumed)
 
 
-@pytest.mark.parametrize("search", [{}, GUMBEL], ids=["puct", "gumbel"])
+@pytest.mark.parametrize("search", [{}, GUMBEL, {**GUMBEL, **REANALYSE}], ids=["puct", "gumbel", "gumbel_reanalyse"])
 def test_a_run_reloaded_with_its_own_env_object_continues_bit_identically(tmp_path, search):
     """learn + save + load(env=the same env, force_reset=False) + learn == learn + learn, for the same seed."""
     th.set_num_threads(1)

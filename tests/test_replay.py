@@ -139,8 +139,30 @@ def assert_targets_match_the_reference(buffer, log, num_unroll_steps, td_steps, 
         np.testing.assert_array_equal(sample.reward_mask[i], expected["reward_mask"])
         known = [k for k, action in enumerate(expected["action"]) if action is not None]
         np.testing.assert_array_equal(sample.actions[i, known], [expected["action"][k] for k in known])
+        episode, start = log.slot_to_step[int(slot)]
+        positions = [log.slot_to_step[int(u)] if u >= 0 else None for u in sample.unroll_slots[i]]
+        assert positions == [(episode, start + k) if expected["policy_mask"][k] else None for k in range(len(positions))]
     assert (sample.policy_targets[sample.policy_mask == 0] == 0).all()
     assert sample.value_mask.min() == 0 and sample.reward_mask.min() == 0  # the grid covers masked steps
+
+
+def test_n_step_returns_with_a_horizon_per_slot_match_the_per_episode_reference():
+    rng = np.random.default_rng(5)
+    buffer = make_buffer(size=300)
+    log = fill(buffer, 3, 100, rng)
+    slots = np.arange(buffer.size)
+    horizons = rng.integers(1, 12, size=len(slots))
+    returns = buffer.n_step_returns(slots, horizons)
+    for slot, horizon, partial, discount, value in zip(slots, horizons, *returns[:3]):
+        episode, start = log.slot_to_step[int(slot)]
+        expected = log.n_step_return(log.episodes[episode], start, int(horizon))
+        assert partial + discount * value == pytest.approx(expected, rel=1e-5, abs=1e-5)
+    same = buffer.unroll(slots, 0, 4, rng)
+    fixed = buffer.n_step_returns(slots, np.full(len(slots), 4))
+    np.testing.assert_array_equal(fixed.bootstrap_slot, same.bootstrap_slot[:, 0])
+    np.testing.assert_array_equal(fixed.partial, same.value_partial[:, 0])
+    with pytest.raises(ValueError, match="written slots"):
+        buffer.n_step_returns(np.array([buffer.size]), np.array([3]))
 
 
 def test_writers_that_take_turns_continue_their_own_streams():

@@ -16,6 +16,7 @@ from gymnasium import spaces
 
 from sb3_muzero import CorruptFileError
 from sb3_muzero.replay import MuZeroReplayBuffer, load_replay, save_replay
+from tests.helpers import assert_same_replay
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 FUZZ_SEED, FUZZ_CASES = 2024, 600
@@ -184,6 +185,7 @@ def test_no_crafted_replay_file_crashes_the_process_or_loads_inconsistent():
         ("stream_last_slot", lambda header, arrays: arrays["stream_last_slot"].__setitem__(0, 2**40)),
         ("rewards", lambda header, arrays: arrays["rewards"].__setitem__(1, np.inf)),
         ("policies", lambda header, arrays: arrays["policies"].__setitem__((1, 0), -0.5)),
+        ("stored_at_update", lambda header, arrays: arrays["stored_at_update"].__setitem__(4, -1)),
     ],
 )
 def test_each_inconsistent_value_is_refused_naming_its_field(field, change):
@@ -191,3 +193,14 @@ def test_each_inconsistent_value_is_refused_naming_its_field(field, change):
     change(header, arrays)
     with pytest.raises(CorruptFileError, match=rf"is inconsistent: {field} "):
         load_replay(crafted_file(header, arrays), VECTOR_SPACE, ACTIONS)
+
+
+def test_files_written_before_the_steps_ages_were_stored_load_with_every_step_stored_at_update_0():
+    buffer = vector_replay(np.random.default_rng(0))
+    buffer.stored_at_update[:] = np.arange(CAPACITY) + 3
+    header, arrays = archive(buffer)
+    del arrays["stored_at_update"]
+    loaded = load_replay(crafted_file(header, arrays), VECTOR_SPACE, ACTIONS)
+    assert loaded.stored_at_update.dtype == np.int64 and (loaded.stored_at_update == 0).all()
+    buffer.stored_at_update[:] = 0
+    assert_same_replay(buffer, loaded)

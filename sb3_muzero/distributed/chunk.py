@@ -76,10 +76,10 @@ def transition_at(steps: Transition, t: int) -> Transition:
     return Transition(observations, *(array[t] for array in steps[1:]))
 
 
-def add_chunk(replay: MuZeroReplayBuffer, chunk: Chunk, streams: np.ndarray) -> None:
+def add_chunk(replay: MuZeroReplayBuffer, chunk: Chunk, streams: np.ndarray, stored_at_update: int = 0) -> None:
     """Write every step of ``chunk`` to ``replay``, the actor's envs continuing the replay's ``streams`` [n_envs]
-    (new episodes if the actor has just (re)started)."""
+    (new episodes if the actor has just (re)started); ``stored_at_update`` is the learner's gradient steps so far."""
     if chunk.fresh_start:
         replay.end_episodes(streams)
     for t in range(chunk.num_steps):
-        replay.add(*transition_at(chunk.steps, t), streams=streams)
+        replay.add(*transition_at(chunk.steps, t), streams=streams, stored_at_update=stored_at_update)

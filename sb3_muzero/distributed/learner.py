@@ -104,7 +104,7 @@ class ActorPool:
         lag = model._n_updates - chunk.weights_version
         self.stats.record_chunk(chunk.actor, chunk.env_steps, chunk.busy_s, chunk.weights_version, chunk.fresh_start,
                                 lag, ready_chunks)  # fmt: skip
-        add_chunk(model.replay_buffer, chunk, self.streams[chunk.actor])
+        add_chunk(model.replay_buffer, chunk, self.streams[chunk.actor], model._n_updates)
         rollout = self._count_steps(chunk, callback, log_interval)
         self.stats.log(model.logger, lag, ready_chunks)
         self.stats.intake_s += time.perf_counter() - start

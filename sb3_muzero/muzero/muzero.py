@@ -1,5 +1,6 @@
 import functools
 import math
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, TypeVar, Union
@@ -27,6 +28,7 @@ from sb3_muzero.muzero.latent import scale_gradient
 from sb3_muzero.muzero.losses import cross_entropy
 from sb3_muzero.muzero.persistence import PersistenceMixin
 from sb3_muzero.muzero.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, MuZeroPolicy
+from sb3_muzero.muzero.reanalyse import reanalyse
 from sb3_muzero.muzero.self_play import make_transition, policy_entropy, search_step
 from sb3_muzero.muzero.support import h_inverse
 from sb3_muzero.replay import MuZeroReplayBuffer, ReplaySample
@@ -51,6 +53,7 @@ INTEGER_MINIMUMS = dict(
     actors=0,
     chunk_steps=1,
     weight_sync_interval=1,
+    reanalyse_age_per_td_step=0,
 )
 REAL_INTERVALS = dict(
     replay_ratio=(0.0, np.inf, True),
@@ -65,6 +68,7 @@ REAL_INTERVALS = dict(
     prioritized_replay_beta=(0.0, 1.0, False),
     max_grad_norm=(0.0, np.inf, True),
     weight_decay=(0.0, np.inf, False),
+    reanalyse_ratio=(0.0, 1.0, False),
 )
 INFINITY_ALLOWED = ("max_grad_norm",)  # no clipping
 LEARNING_RATE_CHECKPOINTS = np.linspace(1.0, 0.0, 11)  # progress_remaining where the learning rate is checked
@@ -111,6 +115,13 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
     :param max_grad_norm: the maximum norm of the gradients (clipped above it)
     :param target_update_interval: gradient steps between copies to a target network that recomputes the
         bootstrap values of the value targets; 0 bootstraps from the stored search values (no target network)
+    :param reanalyse_ratio: the fraction of the unrolls of each batch whose targets are searched again (MuZero
+        Reanalyze): their policy targets from a search with the current network, their value targets bootstrapping
+        from the root value of a search with the target network, all in one batched search; 0 trains on the stored
+        statistics (see :mod:`sb3_muzero.muzero.reanalyse`)
+    :param reanalyse_age_per_td_step: EfficientZero's off-policy correction for the reanalysed unrolls: their n-step
+        horizon is ``max(1, td_steps - age // reanalyse_age_per_td_step)``, the age counted in gradient steps since
+        the step was stored; 0 keeps ``td_steps``
     :param prioritized_replay_alpha: priority exponent (0 = uniform sampling)
     :param prioritized_replay_beta: initial importance-sampling exponent, annealed linearly to 1 over training
     :param search_backend: "auto", "cpu" or "cuda" (see :class:`sb3_muzero.mcts.SearchSettings`)
@@ -186,6 +197,8 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         weight_decay: float = 1e-4,
         max_grad_norm: float = 5.0,
         target_update_interval: int = 200,
+        reanalyse_ratio: float = 0.0,
+        reanalyse_age_per_td_step: int = 0,
         prioritized_replay_alpha: float = 1.0,
         prioritized_replay_beta: float = 1.0,
         search_backend: str = SearchSettings.search_backend,
@@ -251,6 +264,8 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         self.weight_decay = weight_decay
         self.max_grad_norm = max_grad_norm
         self.target_update_interval = target_update_interval
+        self.reanalyse_ratio = reanalyse_ratio
+        self.reanalyse_age_per_td_step = reanalyse_age_per_td_step
         self.prioritized_replay_alpha = prioritized_replay_alpha
         self.prioritized_replay_beta = prioritized_replay_beta
         self.search_backend = search_backend
@@ -557,7 +572,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             self._last_original_obs, new_obs_ = self._last_obs, new_obs
         transition = make_transition(self.policy, self._last_original_obs, self._last_search, reward, dones, infos,
                                      self.on_nonfinite, self.num_timesteps)  # fmt: skip
-        self.replay_buffer.add(*transition)
+        self.replay_buffer.add(*transition, stored_at_update=self._n_updates)
         self._last_obs = new_obs
         if self._vec_normalize_env is not None:
             self._last_original_obs = new_obs_
@@ -579,9 +594,10 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             sample = self.replay_buffer.sample(
                 batch_size, self.num_unroll_steps, self.td_steps, beta, self.replay_rng,
                 with_next_observations=self.consistency_loss_coef > 0,
-                with_bootstrap_observations=self.target_policy is not None,
+                with_bootstrap_observations=self.target_policy is not None and self.reanalyse_ratio < 1,
             )  # fmt: skip
-            for key, value in self._gradient_step(sample).items():
+            sample, reanalysed = self._reanalyse(sample)
+            for key, value in {**reanalysed, **self._gradient_step(sample)}.items():
                 totals[key] = totals.get(key, 0.0) + value
             self._n_updates += 1
             if self.target_policy is not None and self._n_updates % self.target_update_interval == 0:
@@ -590,6 +606,20 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         self.logger.record("train/beta", beta)
         for key, value in totals.items():
             self.logger.record(f"train/{key}", value / num_steps)
+
+    def _reanalyse(self, sample: ReplaySample) -> tuple[ReplaySample, dict[str, float]]:
+        """The batch with fresh targets for ``reanalyse_ratio`` of its unrolls, and what to log (the time it took, in
+        milliseconds, how far the targets moved; see :mod:`sb3_muzero.muzero.reanalyse`)."""
+        if self.reanalyse_ratio == 0:
+            return sample, {}
+        start = time.perf_counter()
+        sample, stats = reanalyse(
+            sample, self.replay_buffer, self.policy, self.target_policy,
+            lambda observations: obs_as_tensor(self._normalize_observations(observations), self.device),
+            ratio=self.reanalyse_ratio, td_steps=self.td_steps, age_per_td_step=self.reanalyse_age_per_td_step,
+            update=self._n_updates, rng=self.replay_rng,
+        )  # fmt: skip
+        return sample, {**stats, "reanalyse_ms": (time.perf_counter() - start) * 1e3}
 
     def _gradient_step(self, sample: ReplaySample) -> dict[str, float]:
         """One update on a batch of K-step unrolls, as in the paper's ``update_weights``; returns the losses."""

@@ -47,6 +47,15 @@ from sb3_muzero.replay.sum_tree import SumTree
 ObservationBatch = Union[np.ndarray, dict[str, np.ndarray]]
 
 
+class NStepReturns(NamedTuple):
+    """The n-step returns of stored slots [M]: ``value target = partial + discount * bootstrap_value``."""
+
+    partial: np.ndarray  # [M] float32, discounted reward sum
+    discount: np.ndarray  # [M] float32, gamma^m of the bootstrap term, 0 if none
+    bootstrap_value: np.ndarray  # [M] float32, stored value the return bootstraps from
+    bootstrap_slot: np.ndarray  # [M] int64, slot whose observation gives the bootstrap value, -1 if not stored
+
+
 class ReplaySample(NamedTuple):
     """A batch of ``B`` K-step unrolls, everything as numpy arrays.
 
@@ -69,6 +78,7 @@ class ReplaySample(NamedTuple):
     root_values: np.ndarray  # [B] float32, stored search value at the sampled slot
     weights: np.ndarray  # [B] float32, importance sampling weights, max 1
     slots: np.ndarray  # [B] int64, sampled slots (for priority updates)
+    unroll_slots: np.ndarray  # [B, K+1] int64, the slot of each unroll step (slots[b] first), -1 past the stored steps
     next_observations: Optional[ObservationBatch]  # [B, K, *obs_shape] at t+1..t+K (if asked), zeros where masked
     next_observation_mask: Optional[np.ndarray]  # [B, K] float32
     # [M, *obs_shape] (if asked): the observations at bootstrap_slot[bootstrap_slot >= 0], in that (row-major) order
@@ -139,6 +149,9 @@ class MuZeroReplayBuffer:
     # --- state, as files store it ------------------------------------------------------------------
 
     SPACES = ("observation_space", "action_space")  # given by the model when a buffer is rebuilt, not stored
+    # Per-step arrays that files of earlier versions lack; such a buffer gets them filled with their fill value (for
+    # stored_at_update, 0: its steps count as stored before the first gradient step, the oldest they can be).
+    ADDED_LATER = ("stored_at_update",)
 
     def state(self) -> dict[str, Any]:
         """Every attribute but the spaces, as plain values: scalars, numpy arrays and dicts of arrays (each sum tree
@@ -169,6 +182,11 @@ class MuZeroReplayBuffer:
             reference = cls(1, observation_space, action_space, gamma=state["gamma"], frame_stack=state["frame_stack"])
         except ValueError as error:
             raise ValueError(f"The replay buffer in {source} does not fit this model: {error}") from error
+        steps = state.get("episode_id")  # as many steps as the file has (its layout is checked below)
+        for name in cls.ADDED_LATER:
+            if name not in state and isinstance(steps, np.ndarray) and steps.ndim == 1:
+                shape, dtype, fill = reference._per_step_arrays()[name]
+                state[name] = np.full((len(steps), *shape), fill, dtype=dtype)
         validation.check_kinds(state, reference.state(), source)
         buffer = cls.__new__(cls)
         for name in [name for name in state if name.endswith(".tree")]:
@@ -273,6 +291,7 @@ class MuZeroReplayBuffer:
             "step_in_episode": ((), np.dtype(np.int32), -1),
             "previous_slot": ((), np.dtype(np.int32), -1),
             "next_slot": ((), np.dtype(np.int32), -1),
+            "stored_at_update": ((), np.dtype(np.int64), 0),  # the learner's gradient steps when the step was stored
         }
 
     def bytes_per_step(self) -> int:
@@ -326,6 +345,7 @@ class MuZeroReplayBuffer:
         final_values: Optional[np.ndarray] = None,
         keep: Optional[np.ndarray] = None,
         streams: Optional[np.ndarray] = None,
+        stored_at_update: int = 0,
     ) -> np.ndarray:
         """Store one step of every env: the observation searched from and what followed.
 
@@ -342,8 +362,14 @@ class MuZeroReplayBuffer:
         :param streams: [n_envs] the stream (the sequence of steps of one env) each row continues, for a replay fed
             by several vector envs (distributed actors: see :meth:`start_new_episodes`); default: row ``i`` is
             stream ``i``, and a new number of envs starts new episodes in every stream
+        :param stored_at_update: the learner's number of gradient steps so far (a step's age in the replay, which
+            reanalyse's off-policy correction reads, is counted from it)
         :return: [number of steps stored] the slots written
         """
+        if not (is_int(stored_at_update) and stored_at_update >= 0):
+            raise ValueError(
+                f"stored_at_update must be an integer >= 0 (a number of gradient steps), got {stored_at_update!r}"
+            )
         n_envs = len(actions)
         if streams is None:
             if len(self.stream_last_slot) != n_envs:
@@ -377,6 +403,7 @@ class MuZeroReplayBuffer:
         self.terminated[slots] = terminated
         self.truncated[slots] = np.logical_and(truncated, np.logical_not(terminated))
         self.final_values[slots] = 0.0 if final_values is None else np.where(self.truncated[slots], final_values, 0.0)
+        self.stored_at_update[slots] = stored_at_update
         self.episode_id[slots] = episode
         self.step_in_episode[slots] = step
         self.previous_slot[slots] = previous
@@ -548,9 +575,25 @@ class MuZeroReplayBuffer:
             root_values=self.root_values[slots],
             weights=np.ones(batch_size, np.float32),
             slots=slots,
+            unroll_slots=policy_slot,
             next_observations=next_observations,
             next_observation_mask=next_mask,
         )
+
+    def n_step_returns(self, slots: np.ndarray, td_steps: np.ndarray) -> NStepReturns:
+        """The ``td_steps[i]``-step return from each written slot ``slots[i]`` [M], as the value targets of
+        :meth:`unroll` compute it (for horizons that differ from slot to slot)."""
+        slots, td_steps = np.asarray(slots, np.int64), np.asarray(td_steps, np.int64)
+        written = (slots >= 0) & (slots < self.capacity)
+        if slots.shape != td_steps.shape or slots.ndim != 1 or not (written.all() and (self.episode_id[slots] >= 0).all()):
+            raise ValueError(f"n_step_returns takes written slots [M] and their horizons [M], got {slots} and {td_steps}")
+        if (td_steps < 1).any():
+            raise ValueError(f"td_steps must be >= 1, got {td_steps}")
+        returns = NStepReturns(*(np.empty(len(slots), dtype) for dtype in (np.float32, np.float32, np.float32, np.int64)))
+        targets.n_step_returns(slots, td_steps, self.gamma, self.rewards, self.root_values, self.final_values,
+                               self.terminated, self.truncated, self.next_slot, self.episode_id, self.step_in_episode,
+                               *returns)  # fmt: skip
+        return returns
 
     def _observations_or_zeros(self, slots: np.ndarray) -> ObservationBatch:
         """Observations at ``slots`` [B, K] (zeros where the slot is -1), shaped [B, K, *obs_shape]."""

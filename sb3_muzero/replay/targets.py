@@ -42,6 +42,18 @@ def n_step_return(slot, td_steps, gamma, rewards, root_values, final_values, ter
     return partial, discount, root_values[slot], slot
 
 
+@numba.njit(**JIT_OPTIONS)
+def n_step_returns(slots, td_steps, gamma, rewards, root_values, final_values, terminated, truncated, next_slot,
+                   episode_id, step_in_episode, out_partial, out_discount, out_bootstrap,
+                   out_bootstrap_slot) -> None:  # fmt: skip
+    """:func:`n_step_return` of each stored slot ``slots[i]`` with its own horizon ``td_steps[i]``, into the outputs [M]."""
+    for i in range(slots.shape[0]):
+        out_partial[i], out_discount[i], out_bootstrap[i], out_bootstrap_slot[i] = n_step_return(
+            slots[i], td_steps[i], gamma, rewards, root_values, final_values, terminated, truncated, next_slot,
+            episode_id, step_in_episode,
+        )  # fmt: skip
+
+
 # States of an unroll step that has no stored slot.
 UNKNOWN = -1  # past a truncation's final state, or past the newest stored step: no target
 ABSORBING = -2  # past a termination: reward 0, value 0

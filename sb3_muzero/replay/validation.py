@@ -9,7 +9,7 @@ is one the buffer itself could have written (the invariants below). A value that
 
 Invariants: ``0 <= position < capacity``, ``0 <= size <= capacity``, and while the ring is not full,
 ``position == size`` with exactly the slots below ``size`` written (``episode_id >= 0`` there, -1
-elsewhere, ``step_in_episode`` likewise); actions in ``[0, num_actions)``; episode ids below
+elsewhere, ``step_in_episode`` likewise); actions in ``[0, num_actions)``; ``stored_at_update >= 0``; episode ids below
 ``next_episode_id``; links and stream slots in ``[-1, capacity)``; rewards, values, visit distributions
 (>= 0) and float observations finite; a sum tree of the right size whose leaves are finite, >= 0, 0 past
 ``capacity`` and on unwritten slots, and whose inner nodes are the exact sums of their children (which
@@ -103,6 +103,7 @@ def check_contents(buffer: Any, source: str) -> None:
     written = _check_written_slots(buffer, source)
     _in_range(source, "actions", buffer.actions, 0, buffer.num_actions)
     _in_range(source, "episode_id", buffer.episode_id, -1, buffer.next_episode_id)
+    _in_range(source, "stored_at_update", buffer.stored_at_update, 0, np.iinfo(np.int64).max)
     for name in ("previous_slot", "next_slot"):
         _in_range(source, name, getattr(buffer, name), -1, capacity)
     for name in ("rewards", "root_values", "final_values", "policies"):

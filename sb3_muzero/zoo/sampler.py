@@ -20,6 +20,7 @@ SEARCH_ALGORITHMS = ("puct", "gumbel")
 MAX_CONSIDERED_ACTIONS = (4, 8, 16)
 GUMBEL_C_VISITS = (25.0, 50.0, 100.0)
 TD_STEPS = (5, 10, 20, 50)
+REANALYSE_RATIOS = (0.0, 0.5, 1.0)  # the fraction of each batch whose targets are searched again
 
 
 def sample_muzero_params(
@@ -31,7 +32,7 @@ def sample_muzero_params(
     policy_kwargs: Optional[dict[str, Any]] = None,
 ) -> dict[str, Any]:
     """Sample MuZero's hyperparameters: optimisation, search (PUCT or Gumbel, and Gumbel's settings when it is Gumbel),
-    targets, exploration schedule and network size.
+    targets (with the fraction reanalysed), exploration schedule and network size.
 
     The first four parameters are rl-zoo3's; outside rl-zoo3, ``sample_muzero_params(trial)`` is enough.
 
@@ -52,6 +53,7 @@ def sample_muzero_params(
         "search_algorithm": trial.suggest_categorical("search_algorithm", SEARCH_ALGORITHMS),
         "num_unroll_steps": trial.suggest_int("num_unroll_steps", 3, 10),
         "td_steps": trial.suggest_categorical("td_steps", TD_STEPS),
+        "reanalyse_ratio": trial.suggest_categorical("reanalyse_ratio", REANALYSE_RATIOS),
         "one_minus_gamma": trial.suggest_float("one_minus_gamma", 1e-3, 3e-2, log=True),
         "temperature_initial": trial.suggest_float("temperature_initial", 0.5, 1.5),
         "temperature_final": trial.suggest_float("temperature_final", 0.0, 0.5),
