@@ -712,9 +712,9 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         if self.consistency_loss_coef > 0:
             next_observations = obs_as_tensor(self._normalize_observations(sample.next_observations), self.device)
         if self.augmentation:
-            sequence = observations.unsqueeze(1).float()
+            sequence = observations.unsqueeze(1)
             if next_observations is not None:
-                sequence = th.cat([sequence, next_observations.float()], dim=1)
+                sequence = th.cat([sequence, next_observations], dim=1)
             sequence = augment(sequence, self.augmentation)
             observations, next_observations = sequence[:, 0], (sequence[:, 1:] if next_observations is not None else None)
         return observations, next_observations
