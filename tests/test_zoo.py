@@ -417,3 +417,29 @@ def test_push_to_hub_prepares_the_model_card_video_and_files_offline(cartpole_ru
     assert results["n_eval_episodes"] == 10 and results["is_deterministic"]
     assert MuZero.load(repository / "muzero-CartPole-v1.zip").num_timesteps == 800
     assert (repository / "replay.mp4").stat().st_size > 1000
+
+
+def test_atari_training_prints_progress_within_30_seconds(tmp_path):
+    """``python -m rl_zoo3.train --algo muzero --env BreakoutNoFrameskip-v4`` (a tiny network, so that the check is about
+    the output, not the speed): progress lines with env steps and env steps per second come within 30 s."""
+    import re
+    import time
+
+    command = [sys.executable, "-m", "rl_zoo3.train", "--algo", "muzero", "--env", "BreakoutNoFrameskip-v4", "-n", "100000",
+               "--eval-freq", "-1", "--num-threads", "1", "-params", "n_envs:2", "num_simulations:2", "buffer_size:2000",
+               "learning_starts:200", "policy_kwargs:dict(encoder='strided', channels=4, num_blocks=0)"]  # fmt: skip
+    environment = {key: value for key, value in os.environ.items() if key != hook.DISABLE_VARIABLE}
+    start = time.monotonic()
+    process = subprocess.Popen(command, cwd=tmp_path, env={**environment, "PYTHONUNBUFFERED": "1"},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    progress = []
+    try:
+        for line in process.stdout:
+            if re.fullmatch(r"\s+[\d,]+ env steps\s+\S+ env steps/s\s+\d+ s\s+.*", line.rstrip()):
+                progress.append(time.monotonic() - start)
+            if len(progress) == 2 or time.monotonic() - start > 30:
+                break
+    finally:
+        process.kill()
+        process.wait()
+    assert len(progress) == 2 and progress[-1] <= 30, progress

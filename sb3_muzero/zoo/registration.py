@@ -17,6 +17,8 @@ MuZero's defaults in the experiment manager, each only where the command line do
 - evaluation during training: every ``n_timesteps / DEFAULT_EVALUATIONS`` env steps, at most rl-zoo3's 25,000
   (``--eval-freq``), so that a run shorter than 25,000 steps is evaluated too, and at least every
   ``MIN_VECTOR_STEPS_BETWEEN_EVALUATIONS`` vector steps (``-n 100`` with 8 envs: once, after 80 steps);
+- progress: without ``-P`` (rl-zoo3's progress bar), a line every 10 seconds with the env steps, env steps per second
+  and the returns of the last episodes (:class:`~sb3_muzero.common.progress.ProgressLines`);
 - self-play actors (``actors: N`` in the file, or ``-params actors:N``): each actor builds the envs rl-zoo3 would
   build for training (:class:`~sb3_muzero.zoo.actor_env.ZooActorEnv`), unless ``actor_env`` is given;
 - hyperparameter search: :data:`DEFAULT_EVALUATIONS` intermediate evaluations per trial, reported to Optuna
@@ -114,7 +116,8 @@ def _patch_experiment_manager(manager_class: type) -> None:
     if getattr(manager_class.__init__, MARKER, False):
         return
     manager_class.__init__ = _after(manager_class.__init__, _apply_defaults)
-    manager_class.create_callbacks = _before(manager_class.create_callbacks, _apply_evaluation_default)
+    manager_class.create_callbacks = _after(_before(manager_class.create_callbacks, _apply_evaluation_default),
+                                            _add_progress_lines)  # fmt: skip
     manager_class.hyperparameters_optimization = _before(manager_class.hyperparameters_optimization, _bind_sampler)
     manager_class._preprocess_action_noise = _with_actor_env(manager_class._preprocess_action_noise)
 
@@ -186,6 +189,15 @@ def _apply_evaluation_default(manager: Any) -> None:
         manager.eval_freq = interval
         if not manager.optimize_hyperparameters:
             _say(manager, f"evaluation every {manager.eval_freq} steps (--eval-freq)")
+
+
+def _add_progress_lines(manager: Any) -> None:
+    """Without rl-zoo3's progress bar (``-P``), print a progress line every few seconds: env steps, env steps per
+    second, the last episodes' returns (SB3's own log tables wait for episodes, which can take minutes on Atari)."""
+    if not manager.show_progress and manager.verbose > 0:
+        from sb3_muzero.common.progress import ProgressLines
+
+        manager.callbacks.append(ProgressLines())
 
 
 def _bind_sampler(manager: Any) -> None:
