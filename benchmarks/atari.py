@@ -30,7 +30,6 @@ thin lines, their mean thick.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import platform
@@ -168,22 +167,6 @@ def build_muzero(env_id: str, seed: int, overrides: dict[str, Any], say: Callabl
     return MuZero(settings.policy, env, seed=seed, device="cpu", **kwargs)
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    from sb3_muzero.hyperparams import zoo_value
-
-    result = {}
-    for item in items:
-        key, separator, text = item.partition("=")
-        if not separator:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text
-        result[key] = zoo_value(key, value)
-    return result
-
-
 class EvaluateEvery(BaseCallback):
     """Evaluate every ``every`` env steps (see :func:`evaluate`), write a JSON line, and report progress."""
 
@@ -250,6 +233,8 @@ def train(args: argparse.Namespace) -> None:
             file.write(json.dumps(line) + "\n")
 
     if args.algo == "muzero":
+        from sb3_muzero.hyperparams import parse_overrides
+
         model = build_muzero(args.env, args.seed, parse_overrides(args.set), say)
     else:
         if args.set:

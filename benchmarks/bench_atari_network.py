@@ -19,7 +19,6 @@ latent's shape.
 """
 
 import argparse
-import ast
 import json
 import statistics
 import time
@@ -28,7 +27,7 @@ import numpy as np
 import torch as th
 
 from sb3_muzero import MuZero, make_atari_vec_env
-from sb3_muzero.hyperparams import muzero_settings, zoo_value
+from sb3_muzero.hyperparams import muzero_settings, parse_overrides
 
 DEFAULT_CONFIGS = ("dict(channels=32, num_blocks=1)", "dict(encoder='strided', channels=32, num_blocks=1)")
 
@@ -84,13 +83,7 @@ def median_ms(function, repeats: int) -> float:
 def main() -> None:
     args = parse_args()
     th.set_num_threads(args.threads)
-    overrides = {}
-    for item in args.set:
-        key, _, text = item.partition("=")
-        try:
-            overrides[key] = zoo_value(key, ast.literal_eval(text))
-        except (ValueError, SyntaxError):
-            overrides[key] = zoo_value(key, text)
+    overrides = parse_overrides(args.set)
     if args.sims:
         overrides["num_simulations"] = args.sims
     configs = args.config or list(DEFAULT_CONFIGS)

@@ -14,7 +14,6 @@ prints the N functions of largest own time under cProfile (which slows Python-he
 """
 
 import argparse
-import ast
 import cProfile
 import io
 import json
@@ -27,7 +26,7 @@ from typing import Any, Callable
 import torch as th
 
 from sb3_muzero import MuZero, make_atari_vec_env
-from sb3_muzero.hyperparams import muzero_settings, zoo_value
+from sb3_muzero.hyperparams import muzero_settings, parse_overrides
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,21 +43,6 @@ def parse_args() -> argparse.Namespace:
     if args.steps < 1 or args.learning_starts < 0 or args.threads < 1:
         parser.error("--steps and --threads must be >= 1, --learning-starts >= 0")
     return args
-
-
-def overrides(items: list[str]) -> dict[str, Any]:
-    """``key=value`` items as hyperparameters (Python literals, else rl-zoo3's string formats)."""
-    result = {}
-    for item in items:
-        key, separator, text = item.partition("=")
-        if not separator:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text
-        result[key] = zoo_value(key, value)
-    return result
 
 
 class PhaseTimer:
@@ -89,7 +73,7 @@ def main() -> None:
     args = parse_args()
     th.set_num_threads(args.threads)
     settings = muzero_settings(args.env_id if args.section is None else args.section)
-    kwargs = {**settings.kwargs, **overrides(args.set), "learning_starts": args.learning_starts}
+    kwargs = {**settings.kwargs, **parse_overrides(args.set), "learning_starts": args.learning_starts}
     env = make_atari_vec_env(args.env_id, n_envs=settings.n_envs, seed=args.seed)
     model = MuZero(settings.policy, env, seed=args.seed, device="cpu", **kwargs)
     model.learn(args.learning_starts)  # collection, compilation and first allocations, not profiled
