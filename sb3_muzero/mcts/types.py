@@ -39,13 +39,17 @@ NODE_DTYPE = np.dtype(
     align=True,
 )
 
-# A visited child, kept in its parent's row in order of first visit (search.cu's struct VisitedChild).
+# A visited child, kept in its parent's row in order of first visit (search.cu's struct VisitedChild): 32 bytes, so
+# that selection reads everything it needs of the children from the parent's row, never the children's nodes.
 VISITED_DTYPE = np.dtype(
     [
         ("q", np.float64),  # Q(node, a) = r(child) + discount * W(child) / N(child)
-        ("prior_term", np.float64),  # P(node, a) / (1 + N(child)): the PUCT prior term before exploration
+        # PUCT: P(node, a) / (1 + N(child)), the prior term before exploration, refreshed during backup;
+        # Gumbel: P(node, a), the prior factor of the improved policy
+        ("prior_term", np.float64),
         ("action", np.int32),  # a
         ("child", np.int32),  # the child's node index
+        ("visits", np.int32),  # N(child), refreshed during backup
     ],
     align=True,
 )
@@ -106,8 +110,9 @@ class Tree(NamedTuple):
 
     Every node is one record of ``nodes`` (``NODE_DTYPE``, a cache line). A node's visited children are
     kept in the node's own row of ``visited``, in order of first visit: slot ``k`` (``VISITED_DTYPE``,
-    slots ``0 .. num_visited - 1`` in use) holds the k-th visited child's action, node index, Q and PUCT
-    prior term, so that selection reads one row per node and never looks a child up by action.
+    slots ``0 .. num_visited - 1`` in use) holds the k-th visited child's action, node index, Q, visits and
+    prior term, so that selection reads one row per node, never looks a child up by action and never reads the
+    children's nodes.
     Selection scores only the visited children and the best unvisited one (see
     :mod:`sb3_muzero.mcts.backends.cpu`). A new node's priors are computed when selection first passes
     through it: until then its row of ``unvisited_prior`` holds the model's logits and its

@@ -37,12 +37,13 @@ struct Node {
     int unused[3];
 };
 
-// A visited child, in its parent's row in order of first visit (types.VISITED_DTYPE): 24 bytes.
+// A visited child, in its parent's row in order of first visit (types.VISITED_DTYPE): 32 bytes.
 struct VisitedChild {
     double q;           // Q(node, a)
-    double prior_term;  // P(node, a) / (1 + N(child))
+    double prior_term;  // PUCT: P(node, a) / (1 + N(child)); Gumbel: P(node, a)
     int action;         // a
     int child;          // the child's node index
+    int visits;         // N(child)
 };
 
 // The addresses of a batch of trees' arrays, in the order of the fields of types.Tree.
@@ -159,6 +160,8 @@ __device__ void _create_node(const TreeRows& tree, int node, int parent, int act
     record.prior = tree.unvisited_prior[tree.row(parent) + action];
     tree.visited[tree.row(parent) + slot].action = action;
     tree.visited[tree.row(parent) + slot].child = node;
+    tree.visited[tree.row(parent) + slot].prior_term = record.prior;  // P / (1 + N) with N = 0; Gumbel keeps P
+    tree.visited[tree.row(parent) + slot].visits = 0;
     parent_record.num_visited = slot + 1;
     tree.unvisited_prior[tree.row(parent) + action] = -1.0;
     _find_best_unvisited(parent_record, tree.unvisited_prior + tree.row(parent), tree.num_actions);
@@ -223,8 +226,10 @@ __device__ void _create_root(const TreeRows& tree, double value) {
     tree.min_max[1] = -positive_infinity();
 }
 
-// Add the discounted return to every node from leaf up to the root; widen the tree's Q range.
-__device__ void _backup(const TreeRows& tree, int leaf, double value, double discount) {
+// Add the discounted return to every node from leaf up to the root; widen the tree's Q range. Each parent's slot
+// of the node gets the node's Q and visits, and, if puct_prior_terms, PUCT's prior term P / (1 + N) (Gumbel searches
+// keep P there).
+__device__ void _backup(const TreeRows& tree, int leaf, double value, double discount, bool puct_prior_terms) {
     double q_min = tree.min_max[0];
     double q_max = tree.min_max[1];
     double backed_up = value;
@@ -243,7 +248,10 @@ __device__ void _backup(const TreeRows& tree, int leaf, double value, double dis
         q_max = q > q_max ? q : q_max;
         VisitedChild& slot = tree.visited[tree.row(record.parent) + record.slot_in_parent];
         slot.q = q;
-        slot.prior_term = record.prior / (double)(1 + visits);
+        slot.visits = visits;
+        if (puct_prior_terms) {
+            slot.prior_term = record.prior / (double)(1 + visits);
+        }
         backed_up = reward + discount * backed_up;
         node = record.parent;
     }
@@ -264,7 +272,7 @@ __device__ void expand_backup_select_tree(const TreeArrays* arrays, int b, int n
         tree.unvisited_prior[tree.row(new_node) + a] = (double)logits[a];
     }
     _create_node(tree, new_node, arrays->leaf_parent[b], (int)arrays->leaf_action[b], (double)new_reward[b]);
-    _backup(tree, new_node, (double)new_value[b], discount);
+    _backup(tree, new_node, (double)new_value[b], discount, true);
     if (select_next) {
         _select_leaf(tree, exploration_table, arrays->leaf_parent + b, arrays->leaf_action + b);
     }
@@ -333,10 +341,9 @@ __device__ CompletedQ _completed_q_range(const TreeRows& tree, int node, double 
     double high = -positive_infinity();
     for (int k = 0; k < record.num_visited; ++k) {
         const VisitedChild& slot = tree.visited[tree.row(node) + k];
-        const Node& child = tree.nodes[slot.child];
-        total_visits += child.visits;
-        most_visits = child.visits > most_visits ? child.visits : most_visits;
-        const double prior = child.prior > tiny() ? child.prior : tiny();
+        total_visits += slot.visits;
+        most_visits = slot.visits > most_visits ? slot.visits : most_visits;
+        const double prior = slot.prior_term > tiny() ? slot.prior_term : tiny();  // Gumbel keeps P in prior_term
         weighted_q += prior * slot.q;
         mass += prior;
         low = slot.q < low ? slot.q : low;
@@ -384,7 +391,7 @@ __device__ int _gumbel_root_choice(const TreeRows& tree, const double* gumbel_lo
     }
     for (int k = 0; k < tree.nodes[0].num_visited; ++k) {
         const VisitedChild& slot = tree.visited[k];
-        if (tree.nodes[slot.child].visits != considered_visit) {
+        if (slot.visits != considered_visit) {
             continue;
         }
         const double sum = gumbel_logits[slot.action] + completed.sigma(slot.q);
@@ -425,7 +432,7 @@ __device__ void _gumbel_select_leaf(const TreeRows& tree, const double* gumbel_l
         double normaliser = 0.0;
         for (int k = 0; k < record.num_visited; ++k) {
             const VisitedChild& slot = tree.visited[tree.row(node) + k];
-            scratch[k] = tree.nodes[slot.child].prior * exp(completed.sigma(slot.q) - top);
+            scratch[k] = slot.prior_term * exp(completed.sigma(slot.q) - top);
             normaliser += scratch[k];
         }
         action = record.best_unvisited;
@@ -443,7 +450,7 @@ __device__ void _gumbel_select_leaf(const TreeRows& tree, const double* gumbel_l
         const double denominator = (double)(1 + completed.total_visits);
         for (int k = 0; k < record.num_visited; ++k) {
             const VisitedChild& slot = tree.visited[tree.row(node) + k];
-            const double score = scratch[k] / normaliser - (double)tree.nodes[slot.child].visits / denominator;
+            const double score = scratch[k] / normaliser - (double)slot.visits / denominator;
             if (score > best_score || (score == best_score && slot.action < action)) {
                 best_score = score;
                 action = slot.action;
@@ -505,7 +512,7 @@ __device__ void gumbel_expand_backup_select_tree(const TreeArrays* arrays, int b
     }
     _create_node(tree, new_node, arrays->leaf_parent[b], (int)arrays->leaf_action[b], (double)new_reward[b]);
     tree.raw_value[new_node] = (double)new_value[b];
-    _backup(tree, new_node, (double)new_value[b], discount);
+    _backup(tree, new_node, (double)new_value[b], discount, false);
     if (select_next) {
         const int considered_visit = considered_visits[(long long)num_considered[b] * num_simulations + new_node];
         _gumbel_select_leaf(tree, gumbel_logits + (long long)b * num_actions, tree.scratch, considered_visit, c_visit,
@@ -678,7 +685,7 @@ extern "C" __global__ void gumbel_choose(const TreeArrays* arrays, int batch_siz
     const long long row = (long long)b * num_actions;
     int most_visits = 0;
     for (int k = 0; k < tree.nodes[0].num_visited; ++k) {
-        const int visits = tree.nodes[tree.visited[k].child].visits;
+        const int visits = tree.visited[k].visits;
         most_visits = visits > most_visits ? visits : most_visits;
     }
     int child;
