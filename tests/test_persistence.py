@@ -45,7 +45,8 @@ class DropoutExtractor(BaseFeaturesExtractor):
 
 
 # Gumbel MuZero with settings other than the defaults, so that a reload that lost them would show.
-GUMBEL = dict(search_algorithm="gumbel", max_considered_actions=3, gumbel_c_visit=30.0, gumbel_c_scale=0.2)
+GUMBEL = dict(search_algorithm="gumbel", max_considered_actions=3, gumbel_c_visit=30.0, gumbel_c_scale=0.2,
+              gumbel_min_q_range=0.5)  # fmt: skip
 GUMBEL_KEYS = tuple(GUMBEL)
 
 

@@ -14,10 +14,8 @@ Array = Any  # numpy array or torch tensor (on the CUDA backend, a torch tensor 
 # NODE_DTYPE's best_unvisited of a node whose priors are not computed yet (search.cu defines the same value).
 PRIORS_PENDING = -2
 # Gumbel's constants, mctx's (search.cu defines the same values): the least prior a visited child weighs in the
-# mixed value (the smallest normal float64), the least range completed Q values are rescaled by, the least score of
-# a root action Sequential Halving considers.
+# mixed value (the smallest normal float64), the least score of a root action Sequential Halving considers.
 TINY = float(np.finfo(np.float64).tiny)
-RANGE_EPSILON = 1e-8
 LOW_SCORE = -1e9
 
 # One node of a tree, in one 64-byte cache line (search.cu's struct Node, field for field).
@@ -100,8 +98,9 @@ class GumbelSelection(NamedTuple):
     num_considered: Array  # [B] int32, min(max_considered_actions, legal actions of the tree): its row of the table
     gumbel_logits: Array  # [B, A] float64, gumbel + root_logits: the root's Gumbel noise (0 without noise) plus its logits
     root_logits: Array  # [B, A] float64, root logits minus their largest legal one (illegal actions: -inf)
-    c_visit: float  # sigma(q) = (c_visit + max_b N(b)) * c_scale * q
+    c_visit: float  # sigma(q) = (c_visit + max_b N(b)) * c_scale * (q - lo) / max(hi - lo, min_q_range)
     c_scale: float
+    min_q_range: float
 
 
 class Tree(NamedTuple):

@@ -61,7 +61,6 @@ from sb3_muzero.mcts.types import (
     LOW_SCORE,
     NODE_DTYPE,
     PRIORS_PENDING,
-    RANGE_EPSILON,
     TINY,
     VISITED_DTYPE,
     GumbelSelection,
@@ -285,7 +284,7 @@ def _read_root(nodes, visited, out_visits, out_value, out_q) -> None:
 
 
 @numba.njit(**_INLINE)
-def _completed_q_range(nodes, visited, node_value, node, num_actions, c_visit, c_scale):
+def _completed_q_range(nodes, visited, node_value, node, num_actions, c_visit, c_scale, min_q_range):
     """What sigma(completed Q) of one node's actions needs: (mixed value, low, high, scale, span, sum of visits).
 
     sigma(q) = scale * ((q - low) / span); the mixed value completes the Q of every unvisited (or illegal) action.
@@ -314,20 +313,22 @@ def _completed_q_range(nodes, visited, node_value, node, num_actions, c_visit, c
         low = min(low, mixed_value)
         high = max(high, mixed_value)
     scale = (c_visit + most_visits) * c_scale
-    span = max(high - low, RANGE_EPSILON)
+    span = max(high - low, min_q_range)
     return mixed_value, low, high, scale, span, total_visits
 
 
 @numba.njit(**_INLINE)
 def _gumbel_root_choice(nodes, visited, unvisited_prior, root_value, gumbel_logits, b, considered_visit,
-                        c_visit, c_scale) -> tuple[int, int]:  # fmt: skip
+                        c_visit, c_scale, min_q_range) -> tuple[int, int]:  # fmt: skip
     """(action, child node or -1) of the root action Sequential Halving takes among the legal actions with
     ``considered_visit`` visits: the largest max(LOW_SCORE, (gumbel + logit) + sigma), lowest index on ties.
 
     Two loops, one of which runs empty, rather than two branches: every array is then used on every path.
     """
     num_actions = gumbel_logits.shape[1]
-    mixed_value, low, _, scale, span, _ = _completed_q_range(nodes, visited, root_value, 0, num_actions, c_visit, c_scale)
+    mixed_value, low, _, scale, span, _ = _completed_q_range(
+        nodes, visited, root_value, 0, num_actions, c_visit, c_scale, min_q_range
+    )
     best_action = -1
     best_child = -1
     best_score = -math.inf
@@ -352,7 +353,7 @@ def _gumbel_root_choice(nodes, visited, unvisited_prior, root_value, gumbel_logi
 
 @numba.njit(**_INLINE)
 def _gumbel_select_leaf(nodes, visited, unvisited_prior, raw_value, scratch, gumbel_logits, b, considered_visit,
-                        c_visit, c_scale) -> tuple[int, int]:  # fmt: skip
+                        c_visit, c_scale, min_q_range) -> tuple[int, int]:  # fmt: skip
     """Walk tree ``b`` from the root to the first unexpanded child; return its parent and action.
 
     At the root, Sequential Halving (:func:`_gumbel_root_choice`); below it the deterministic selection: the largest
@@ -364,7 +365,7 @@ def _gumbel_select_leaf(nodes, visited, unvisited_prior, raw_value, scratch, gum
     counting.)
     """
     action, child = _gumbel_root_choice(
-        nodes, visited, unvisited_prior, raw_value[b, 0], gumbel_logits, b, considered_visit, c_visit, c_scale
+        nodes, visited, unvisited_prior, raw_value[b, 0], gumbel_logits, b, considered_visit, c_visit, c_scale, min_q_range
     )
     node = 0
     num_actions = unvisited_prior.shape[1]
@@ -379,7 +380,7 @@ def _gumbel_select_leaf(nodes, visited, unvisited_prior, raw_value, scratch, gum
             child = -1
             continue
         mixed_value, low, high, scale, span, total_visits = _completed_q_range(
-            nodes, visited, raw_value[b, node], node, num_actions, c_visit, c_scale
+            nodes, visited, raw_value[b, node], node, num_actions, c_visit, c_scale, min_q_range
         )
         top = scale * ((high - low) / span)  # the largest sigma
         normaliser = 0.0
@@ -411,7 +412,8 @@ def _gumbel_select_leaf(nodes, visited, unvisited_prior, raw_value, scratch, gum
 @numba.njit(**JIT_OPTIONS)
 def _gumbel_init_roots_and_select(
     nodes, visited, unvisited_prior, raw_value, min_max, scratch, leaf_parent, leaf_action,
-    prior_logits, root_value, legal, considered_visits, num_considered, gumbel_logits, root_logits, c_visit, c_scale,
+    prior_logits, root_value, legal, considered_visits, num_considered, gumbel_logits, root_logits,
+    c_visit, c_scale, min_q_range,
 ) -> None:  # fmt: skip
     """Write the root of every tree (priors over the legal actions, one visit carrying the network value); then
     select the leaves of the first simulation."""
@@ -421,7 +423,7 @@ def _gumbel_init_roots_and_select(
         raw_value[b, 0] = root_value[b]
         leaf_parent[b], leaf_action[b] = _gumbel_select_leaf(
             nodes[b], visited[b], unvisited_prior[b], raw_value, scratch, gumbel_logits, b,
-            considered_visits[num_considered[b], 0], c_visit, c_scale,
+            considered_visits[num_considered[b], 0], c_visit, c_scale, min_q_range,
         )  # fmt: skip
 
 
@@ -429,7 +431,7 @@ def _gumbel_init_roots_and_select(
 def _gumbel_expand_backup_select(
     nodes, visited, unvisited_prior, raw_value, min_max, scratch, leaf_parent, leaf_action,
     new_node, new_reward, new_value, new_logits, discount,
-    considered_visits, num_considered, gumbel_logits, root_logits, c_visit, c_scale, select_next,
+    considered_visits, num_considered, gumbel_logits, root_logits, c_visit, c_scale, min_q_range, select_next,
 ) -> None:  # fmt: skip
     """One simulation step for every tree, as :func:`_expand_backup_select`, with Gumbel's selection (which reads
     the considered visit count of the simulation that follows, ``new_node``)."""
@@ -442,16 +444,18 @@ def _gumbel_expand_backup_select(
         if select_next:
             leaf_parent[b], leaf_action[b] = _gumbel_select_leaf(
                 nodes[b], visited[b], unvisited_prior[b], raw_value, scratch, gumbel_logits, b,
-                considered_visits[num_considered[b], new_node], c_visit, c_scale,
+                considered_visits[num_considered[b], new_node], c_visit, c_scale, min_q_range,
             )  # fmt: skip
 
 
 @numba.njit(**_INLINE)
-def _gumbel_policy(nodes, visited, raw_value, root_logits, b, c_visit, c_scale, policy) -> None:
+def _gumbel_policy(nodes, visited, raw_value, root_logits, b, c_visit, c_scale, min_q_range, policy) -> None:
     """policy [A] = softmax over the legal actions (finite ``root_logits``) of logits + sigma(completed Q), 0 for
     illegal actions, from the root of tree ``b``."""
     num_actions = root_logits.shape[1]
-    mixed_value, low, _, scale, span, _ = _completed_q_range(nodes, visited, raw_value[b, 0], 0, num_actions, c_visit, c_scale)
+    mixed_value, low, _, scale, span, _ = _completed_q_range(
+        nodes, visited, raw_value[b, 0], 0, num_actions, c_visit, c_scale, min_q_range
+    )
     unvisited_sigma = scale * ((mixed_value - low) / span)
     for a in range(num_actions):
         policy[a] = root_logits[b, a] + unvisited_sigma
@@ -476,7 +480,8 @@ def _gumbel_policy(nodes, visited, raw_value, root_logits, b, c_visit, c_scale, 
 @numba.njit(**JIT_OPTIONS)
 def _gumbel_choose(
     nodes, visited, unvisited_prior, raw_value, min_max, scratch, leaf_parent, leaf_action,
-    considered_visits, num_considered, gumbel_logits, root_logits, c_visit, c_scale, out_action, out_policy,
+    considered_visits, num_considered, gumbel_logits, root_logits, c_visit, c_scale, min_q_range,
+    out_action, out_policy,
 ) -> None:  # fmt: skip
     """The acting action of every tree (the best of the most visited root actions) and its policy target [B, A]."""
     for b in range(nodes.shape[0]):
@@ -484,8 +489,8 @@ def _gumbel_choose(
         for k in range(nodes[b, 0].num_visited):
             most_visits = max(most_visits, visited[b, 0, k].visits)
         out_action[b], _ = _gumbel_root_choice(nodes[b], visited[b], unvisited_prior[b], raw_value[b, 0], gumbel_logits, b,
-                                               most_visits, c_visit, c_scale)  # fmt: skip
-        _gumbel_policy(nodes[b], visited[b], raw_value, root_logits, b, c_visit, c_scale, out_policy[b])
+                                               most_visits, c_visit, c_scale, min_q_range)  # fmt: skip
+        _gumbel_policy(nodes[b], visited[b], raw_value, root_logits, b, c_visit, c_scale, min_q_range, out_policy[b])
 
 
 def new_tree(batch_size: int, num_nodes: int, num_actions: int, device=None) -> Tree:

@@ -61,8 +61,7 @@ struct TreeArrays {
 namespace mcts {
 
 const int PRIORS_PENDING = -2;  // types.PRIORS_PENDING: the node's unvisited_prior row holds logits
-// Gumbel's constants (types.RANGE_EPSILON, LOW_SCORE; TINY is tiny() below).
-const double RANGE_EPSILON = 1e-8;
+// Gumbel's constant (types.LOW_SCORE; TINY is tiny() below).
 const double LOW_SCORE = -1e9;
 
 // One tree's rows of the batch arrays: index [node] or [node * A + a] instead of [b, ...].
@@ -331,7 +330,7 @@ struct CompletedQ {
 };
 
 __device__ CompletedQ _completed_q_range(const TreeRows& tree, int node, double node_value, double c_visit,
-                                         double c_scale) {
+                                         double c_scale, double min_q_range) {
     const Node& record = tree.nodes[node];
     int total_visits = 0;
     int most_visits = 0;
@@ -361,7 +360,7 @@ __device__ CompletedQ _completed_q_range(const TreeRows& tree, int node, double 
     completed.low = low;
     completed.high = high;
     completed.scale = (c_visit + (double)most_visits) * c_scale;
-    completed.span = high - low > RANGE_EPSILON ? high - low : RANGE_EPSILON;
+    completed.span = high - low > min_q_range ? high - low : min_q_range;
     completed.total_visits = total_visits;
     return completed;
 }
@@ -370,8 +369,8 @@ __device__ CompletedQ _completed_q_range(const TreeRows& tree, int node, double 
 // largest max(LOW_SCORE, (gumbel + logit) + sigma), lowest index on ties. Writes its child node (-1 if
 // unvisited). gumbel_logits [A]: the tree's row of gumbel + root logits.
 __device__ int _gumbel_root_choice(const TreeRows& tree, const double* gumbel_logits, int considered_visit,
-                                   double c_visit, double c_scale, int* best_child) {
-    const CompletedQ completed = _completed_q_range(tree, 0, tree.raw_value[0], c_visit, c_scale);
+                                   double c_visit, double c_scale, double min_q_range, int* best_child) {
+    const CompletedQ completed = _completed_q_range(tree, 0, tree.raw_value[0], c_visit, c_scale, min_q_range);
     int best_action = -1;
     double best_score = -positive_infinity();
     *best_child = -1;
@@ -410,10 +409,10 @@ __device__ int _gumbel_root_choice(const TreeRows& tree, const double* gumbel_lo
 // softmax(logits + sigma), lowest index on ties, scoring only the visited children and the best unvisited
 // one (see backends/cpu.py). The visited children's P exp(sigma - top) wait in the tree's scratch row.
 __device__ void _gumbel_select_leaf(const TreeRows& tree, const double* gumbel_logits, double* scratch,
-                                    int considered_visit, double c_visit, double c_scale, int* leaf_parent,
-                                    long long* leaf_action) {
+                                    int considered_visit, double c_visit, double c_scale, double min_q_range,
+                                    int* leaf_parent, long long* leaf_action) {
     int child;
-    int action = _gumbel_root_choice(tree, gumbel_logits, considered_visit, c_visit, c_scale, &child);
+    int action = _gumbel_root_choice(tree, gumbel_logits, considered_visit, c_visit, c_scale, min_q_range, &child);
     int node = 0;
     while (child >= 0) {
         node = child;
@@ -427,7 +426,8 @@ __device__ void _gumbel_select_leaf(const TreeRows& tree, const double* gumbel_l
             action = record.best_unvisited;
             break;
         }
-        const CompletedQ completed = _completed_q_range(tree, node, tree.raw_value[node], c_visit, c_scale);
+        const CompletedQ completed =
+            _completed_q_range(tree, node, tree.raw_value[node], c_visit, c_scale, min_q_range);
         const double top = completed.sigma(completed.high);  // the largest sigma
         double normaliser = 0.0;
         for (int k = 0; k < record.num_visited; ++k) {
@@ -465,8 +465,8 @@ __device__ void _gumbel_select_leaf(const TreeRows& tree, const double* gumbel_l
 // policy [A] = softmax over the legal actions (finite root_logits) of logits + sigma(completed Q), 0 for
 // illegal actions, from the tree's root.
 __device__ void _gumbel_policy(const TreeRows& tree, const double* root_logits, double c_visit, double c_scale,
-                               double* policy) {
-    const CompletedQ completed = _completed_q_range(tree, 0, tree.raw_value[0], c_visit, c_scale);
+                               double min_q_range, double* policy) {
+    const CompletedQ completed = _completed_q_range(tree, 0, tree.raw_value[0], c_visit, c_scale, min_q_range);
     const double unvisited_sigma = completed.sigma(completed.mixed_value);
     for (int a = 0; a < tree.num_actions; ++a) {
         policy[a] = root_logits[a] + unvisited_sigma;
@@ -504,7 +504,7 @@ __device__ void gumbel_expand_backup_select_tree(const TreeArrays* arrays, int b
                                                  const Real* new_logits, double discount, const int* considered_visits,
                                                  int num_simulations, const int* num_considered,
                                                  const double* gumbel_logits, double c_visit, double c_scale,
-                                                 int select_next) {
+                                                 double min_q_range, int select_next) {
     const TreeRows tree = tree_rows(arrays, b, num_nodes, num_actions);
     const Real* logits = new_logits + (long long)b * num_actions;
     for (int a = 0; a < num_actions; ++a) {
@@ -516,7 +516,7 @@ __device__ void gumbel_expand_backup_select_tree(const TreeArrays* arrays, int b
     if (select_next) {
         const int considered_visit = considered_visits[(long long)num_considered[b] * num_simulations + new_node];
         _gumbel_select_leaf(tree, gumbel_logits + (long long)b * num_actions, tree.scratch, considered_visit, c_visit,
-                            c_scale, arrays->leaf_parent + b, arrays->leaf_action + b);
+                            c_scale, min_q_range, arrays->leaf_parent + b, arrays->leaf_action + b);
     }
 }
 
@@ -629,7 +629,7 @@ extern "C" __global__ void gumbel_init_roots_and_select(const TreeArrays* arrays
                                                         const double* root_value, const bool* legal,
                                                         const int* considered_visits, int num_simulations,
                                                         const int* num_considered, const double* gumbel_logits,
-                                                        double c_visit, double c_scale) {
+                                                        double c_visit, double c_scale, double min_q_range) {
     const int b = blockIdx.x * blockDim.x + threadIdx.x;
     if (b >= batch_size) {
         return;
@@ -640,7 +640,7 @@ extern "C" __global__ void gumbel_init_roots_and_select(const TreeArrays* arrays
     mcts::_create_root(tree, root_value[b]);
     tree.raw_value[0] = root_value[b];
     const int considered_visit = considered_visits[(long long)num_considered[b] * num_simulations];
-    mcts::_gumbel_select_leaf(tree, gumbel_logits + row, tree.scratch, considered_visit, c_visit, c_scale,
+    mcts::_gumbel_select_leaf(tree, gumbel_logits + row, tree.scratch, considered_visit, c_visit, c_scale, min_q_range,
                               arrays->leaf_parent + b, arrays->leaf_action + b);
 }
 
@@ -649,12 +649,14 @@ extern "C" __global__ void gumbel_init_roots_and_select(const TreeArrays* arrays
 extern "C" __global__ void gumbel_expand_backup_select_f32(
     const TreeArrays* arrays, int batch_size, int num_nodes, int num_actions, int new_node, const float* new_reward,
     const float* new_value, const float* new_logits, double discount, const int* considered_visits, int num_simulations,
-    const int* num_considered, const double* gumbel_logits, double c_visit, double c_scale, int select_next) {
+    const int* num_considered, const double* gumbel_logits, double c_visit, double c_scale, double min_q_range,
+    int select_next) {
     const int b = blockIdx.x * blockDim.x + threadIdx.x;
     if (b < batch_size) {
         mcts::gumbel_expand_backup_select_tree(arrays, b, num_nodes, num_actions, new_node, new_reward, new_value,
                                                new_logits, discount, considered_visits, num_simulations,
-                                               num_considered, gumbel_logits, c_visit, c_scale, select_next);
+                                               num_considered, gumbel_logits, c_visit, c_scale, min_q_range,
+                                               select_next);
     }
 }
 
@@ -662,12 +664,13 @@ extern "C" __global__ void gumbel_expand_backup_select_f64(
     const TreeArrays* arrays, int batch_size, int num_nodes, int num_actions, int new_node, const double* new_reward,
     const double* new_value, const double* new_logits, double discount, const int* considered_visits,
     int num_simulations, const int* num_considered, const double* gumbel_logits, double c_visit, double c_scale,
-    int select_next) {
+    double min_q_range, int select_next) {
     const int b = blockIdx.x * blockDim.x + threadIdx.x;
     if (b < batch_size) {
         mcts::gumbel_expand_backup_select_tree(arrays, b, num_nodes, num_actions, new_node, new_reward, new_value,
                                                new_logits, discount, considered_visits, num_simulations,
-                                               num_considered, gumbel_logits, c_visit, c_scale, select_next);
+                                               num_considered, gumbel_logits, c_visit, c_scale, min_q_range,
+                                               select_next);
     }
 }
 
@@ -676,7 +679,7 @@ extern "C" __global__ void gumbel_expand_backup_select_f64(
 // gumbel_logits and root_logits [B, A] as for gumbel_init_roots_and_select.
 extern "C" __global__ void gumbel_choose(const TreeArrays* arrays, int batch_size, int num_nodes, int num_actions,
                                          const double* gumbel_logits, const double* root_logits, double c_visit,
-                                         double c_scale, long long* action, double* policy) {
+                                         double c_scale, double min_q_range, long long* action, double* policy) {
     const int b = blockIdx.x * blockDim.x + threadIdx.x;
     if (b >= batch_size) {
         return;
@@ -689,6 +692,7 @@ extern "C" __global__ void gumbel_choose(const TreeArrays* arrays, int batch_siz
         most_visits = visits > most_visits ? visits : most_visits;
     }
     int child;
-    action[b] = mcts::_gumbel_root_choice(tree, gumbel_logits + row, most_visits, c_visit, c_scale, &child);
-    mcts::_gumbel_policy(tree, root_logits + row, c_visit, c_scale, policy + row);
+    action[b] =
+        mcts::_gumbel_root_choice(tree, gumbel_logits + row, most_visits, c_visit, c_scale, min_q_range, &child);
+    mcts::_gumbel_policy(tree, root_logits + row, c_visit, c_scale, min_q_range, policy + row);
 }
