@@ -13,6 +13,9 @@ Where the project differs from mctx on purpose:
   sigma) below the root is computed from the priors with the unvisited children summed together, the mixed value
   divides once), so values differ in the last bits and could only change a decision on a near-exact tie; the golden
   trees have none;
+- the least range of the min-max rescale of completed Q values: mctx's is 1e-8 (its ``epsilon``), the project's
+  ``gumbel_min_q_range`` defaults to 1 (a fraction of a reward is not stretched to the full scale; see
+  :mod:`sb3_muzero.mcts.driver`); the cases below search with mctx's;
 - the Gumbel noise is the project's draw (``temperature * rng.gumbel(size=[B, A])``), handed to mctx in place of its
   own, since the two programs' generators differ: the ``temperature`` plays the part of mctx's ``gumbel_scale``.
 """
@@ -28,6 +31,7 @@ from tests.mcts_models import HashModel
 
 ORACLE = json.loads((Path(__file__).parent / "data" / "mctx_gumbel_oracle.json").read_text())
 CASES = ORACLE["cases"]
+MCTX_EPSILON = 1e-8  # the least range of qtransform_completed_by_mix_value's rescale in mctx
 
 
 def case_id(case: dict) -> str:
@@ -38,7 +42,8 @@ def case_id(case: dict) -> str:
 
 def run_case(case: dict, run):
     settings = SearchSettings(num_simulations=case["num_simulations"], gamma=ORACLE["discount"], search_algorithm="gumbel",
-                              max_considered_actions=case["max_considered_actions"], search_backend="cpu")  # fmt: skip
+                              max_considered_actions=case["max_considered_actions"], search_backend="cpu",
+                              gumbel_min_q_range=MCTX_EPSILON)  # fmt: skip
     model = HashModel(case["num_actions"], seed=case["model_seed"])
     legal = None if case["legal"] is None else np.array(case["legal"], dtype=bool)
     rng = np.random.default_rng(case["search_seed"])

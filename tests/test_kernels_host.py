@@ -239,7 +239,7 @@ def test_record_structs_match_the_record_dtypes(struct, dtype):
         base, shape = (field_type.base, field_type.shape) if field_type.shape else (field_type, ())
         expected.append((c_types[base], name, f"[{shape[0]}]" if shape else ""))
     assert declared == expected
-    assert dtype.isalignedstruct and dtype.itemsize == {"Node": 64, "VisitedChild": 24}[struct]
+    assert dtype.isalignedstruct and dtype.itemsize == {"Node": 64, "VisitedChild": 32}[struct]
 
 
 def test_kernel_source_declares_the_launched_kernels_and_needs_no_header():

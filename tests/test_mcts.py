@@ -344,6 +344,27 @@ def test_gumbel_three_simulations_match_hand_computation(backend):
     np.testing.assert_allclose(result.policy_target, [np.exp(improved) / np.exp(improved).sum()], rtol=1e-6)
 
 
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+@pytest.mark.parametrize("min_q_range", [1e-8, 0.05, 1.0])
+def test_gumbel_q_differences_below_the_least_range_are_not_stretched(backend, min_q_range):
+    """The tree of the hand computation above with rewards and values a tenth as large: the same visits and action,
+    Q values 0.1345 apart. sigma divides their difference by max(0.1345, gumbel_min_q_range): to the full scale 5.2
+    with mctx's 1e-8 or a least range below the span, to 5.2 * 0.1345 with the default least range, 1."""
+    outputs = {(1,): (0.05, 0.2, [0.0, 0.0]), (0,): (0.1, -0.1, [0.0, 0.0]), (1, 0): (0.1, -0.1, [0.0, 0.0])}
+    root = RootInput(np.array([[0.0, math.log(3.0)]]), np.array([0.01]), np.full((1, 4), -1.0))
+    run = reference.search if backend == "reference" else search
+    settings = SearchSettings(num_simulations=3, gamma=0.9, search_algorithm="gumbel", search_backend="cpu",
+                              gumbel_min_q_range=min_q_range)  # fmt: skip
+    result = run(root, ScriptedModel(outputs).recurrent_fn, settings, rng=np.random.default_rng(0))
+    q0, q1 = 0.1 + 0.9 * -0.1, 0.05 + 0.9 * (0.2 + (0.1 + 0.9 * -0.1)) / 2
+    np.testing.assert_array_equal(result.visit_counts, [[1, 2]])
+    np.testing.assert_array_equal(result.action, [1])
+    sigma = (50 + 2) * 0.1 * (q1 - q0) / max(q1 - q0, min_q_range)
+    improved = np.array([math.log(0.25), math.log(0.75) + sigma])
+    np.testing.assert_allclose(result.policy_target, [np.exp(improved) / np.exp(improved).sum()], rtol=1e-6)
+    assert sigma == pytest.approx(5.2 if min_q_range < 0.1 else 5.2 * 0.1345)
+
+
 def test_value_term_uses_the_min_max_range_of_q():
     """Two root children with Q = 1 and Q = 0: the normalised value term (1 vs 0) outweighs the priors."""
     outputs = {(0,): (0.0, 0.0, [0.0, 0.0, 0.0]), (1,): (1.0, 0.0, [0.0, 0.0, 0.0]), (1, 0): (0.0, 0.0, [0.0, 0.0, 0.0])}
@@ -377,6 +398,8 @@ def test_value_term_uses_the_min_max_range_of_q():
         (dict(gumbel_c_visit=-1.0), r"gumbel_c_visit must be in \[0.0, inf\), got -1.0"),
         (dict(gumbel_c_scale=0.0), r"gumbel_c_scale must be in \(0.0, inf\), got 0.0"),
         (dict(gumbel_c_scale=float("nan")), "gumbel_c_scale"),
+        (dict(gumbel_min_q_range=0.0), r"gumbel_min_q_range must be in \(0.0, inf\), got 0.0"),
+        (dict(gumbel_min_q_range=float("inf")), "gumbel_min_q_range"),
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_message(settings, message):
@@ -418,9 +441,9 @@ def test_settings_read_the_names_of_earlier_policy_files():
 def test_settings_of_policy_files_written_before_gumbel_take_the_defaults():
     """A policy file of the format before search_algorithm existed has none of Gumbel's keys: PUCT and the defaults."""
     current = SearchSettings(num_simulations=8, search_algorithm="gumbel", max_considered_actions=4, gumbel_c_visit=25.0,
-                             gumbel_c_scale=0.2)  # fmt: skip
+                             gumbel_c_scale=0.2, gumbel_min_q_range=0.5)  # fmt: skip
     assert SearchSettings.from_dict(current.as_dict()) == current
-    gumbel_keys = ("search_algorithm", "max_considered_actions", "gumbel_c_visit", "gumbel_c_scale")
+    gumbel_keys = ("search_algorithm", "max_considered_actions", "gumbel_c_visit", "gumbel_c_scale", "gumbel_min_q_range")
     earlier = {key: value for key, value in current.as_dict().items() if key not in gumbel_keys}
     assert SearchSettings.from_dict(earlier) == SearchSettings(num_simulations=8)
 

@@ -45,7 +45,8 @@ class DropoutExtractor(BaseFeaturesExtractor):
 
 
 # Gumbel MuZero with settings other than the defaults, so that a reload that lost them would show.
-GUMBEL = dict(search_algorithm="gumbel", max_considered_actions=3, gumbel_c_visit=30.0, gumbel_c_scale=0.2)
+GUMBEL = dict(search_algorithm="gumbel", max_considered_actions=3, gumbel_c_visit=30.0, gumbel_c_scale=0.2,
+              gumbel_min_q_range=0.5)  # fmt: skip
 GUMBEL_KEYS = tuple(GUMBEL)
 # Reanalyse of half of each batch, with the off-policy correction: one more reader of the replay's generator and ages.
 REANALYSE = dict(reanalyse_ratio=0.5, reanalyse_age_per_td_step=2)

@@ -53,7 +53,8 @@ Result
 Gumbel (``search_algorithm="gumbel"``)
     Expansion, backup, Q, the root's first visit and the result's visit counts, root value and Q values are
     PUCT's; selection, the action and the policy target follow Gumbel MuZero, as mctx's
-    ``gumbel_muzero_policy`` with its defaults (``tests/test_gumbel_oracle.py`` compares them). There is no
+    ``gumbel_muzero_policy`` with its defaults but one, the least range of the min-max rescale
+    (``tests/test_gumbel_oracle.py`` compares them with ``gumbel_min_q_range=1e-8``, mctx's). There is no
     Dirichlet noise. For a node ``n`` with visited children ``V`` (``N > 0``), ``v(n)`` the network's value
     of ``n`` when it was expanded (the root value at the root) and ``P`` its priors:
 
@@ -64,8 +65,12 @@ Gumbel (``search_algorithm="gumbel"``)
         (unvisited, or illegal at the root) has Q ``mixed``; ``lo`` and ``hi`` are the extremes of these
         completed Q values over all actions.
     sigma
-        ``sigma(q) = ((c_visit + max_V N) * c_scale) * ((q - lo) / max(hi - lo, 1e-8))``, with
-        ``gumbel_c_visit`` and ``gumbel_c_scale`` (50 and 0.1).
+        ``sigma(q) = ((c_visit + max_V N) * c_scale) * ((q - lo) / max(hi - lo, min_q_range))``, with
+        ``gumbel_c_visit``, ``gumbel_c_scale`` and ``gumbel_min_q_range`` (50, 0.1 and 1). The least range keeps
+        Q values that differ by a fraction of a reward from being stretched to the full scale of ``sigma``
+        (``(c_visit + max N) * c_scale``, over 5 logits): mctx's 1e-8 stretches an untrained model's noise that
+        far, and the improved policy then settles on arbitrary actions before the model has learned what they
+        do (``tests/test_identity.py``).
     Root: Sequential Halving with Gumbel
         ``m = min(max_considered_actions, legal actions)``; at the simulation that finds ``sum N = j`` root
         visits, the considered visit count is ``c = table[m][j]`` (:func:`sb3_muzero.mcts.tables.considered_visits`,

@@ -14,7 +14,7 @@ import numpy as np
 from sb3_muzero.mcts.action_choice import choose_action, visit_distribution
 from sb3_muzero.mcts.roots import check_root, dirichlet_noise, gumbel_selection, legal_mask, to_numpy
 from sb3_muzero.mcts.settings import DEFAULT_SEARCH_SETTINGS, SearchSettings
-from sb3_muzero.mcts.types import LOW_SCORE, RANGE_EPSILON, TINY, GumbelSelection, RecurrentFn, RootInput, SearchResult
+from sb3_muzero.mcts.types import LOW_SCORE, TINY, GumbelSelection, RecurrentFn, RootInput, SearchResult
 
 
 class Node:
@@ -210,7 +210,7 @@ class GumbelRule:
     def __init__(self, selection: GumbelSelection, b: int, num_actions: int):
         self.considered_visits = selection.considered_visits[selection.num_considered[b]]
         self.gumbel_logits, self.root_logits = selection.gumbel_logits[b], selection.root_logits[b]
-        self.c_visit, self.c_scale = selection.c_visit, selection.c_scale
+        self.c_visit, self.c_scale, self.min_q_range = selection.c_visit, selection.c_scale, selection.min_q_range
         self.num_actions = num_actions
         self.min_max_stats = MinMaxStats()  # updated by the backup, read by PUCT only
 
@@ -225,7 +225,7 @@ class GumbelRule:
 
     def sigma(self, node, gamma) -> list[float]:
         """sigma(completed Q) of every action of ``node`` (at the root, illegal actions count as unvisited)."""
-        return completed_q_sigma(node, self.num_actions, gamma, self.c_visit, self.c_scale)
+        return completed_q_sigma(node, self.num_actions, gamma, self.c_visit, self.c_scale, self.min_q_range)
 
     def root_action(self, root, considered_visit: int, sigma: list[float]) -> int:
         """The legal action with ``considered_visit`` visits of largest max(LOW_SCORE, (gumbel + logit) + sigma)."""
@@ -259,12 +259,12 @@ class GumbelRule:
         return policy
 
 
-def completed_q_sigma(node, num_actions, gamma, c_visit, c_scale) -> list[float]:
+def completed_q_sigma(node, num_actions, gamma, c_visit, c_scale, min_q_range) -> list[float]:
     """sigma of the completed, rescaled Q value of every action of ``node``.
 
     Visited children keep their Q; every other action (unvisited, or illegal at the root) gets the mixed value
     (v(node) + sum N * (sum p Q / sum p)) / (sum N + 1), with sums over the visited children in the order of their
-    first visits and p = max(prior, TINY). Then ((c_visit + max N) * c_scale) * ((q - lo) / max(hi - lo, RANGE_EPSILON))
+    first visits and p = max(prior, TINY). Then ((c_visit + max N) * c_scale) * ((q - lo) / max(hi - lo, min_q_range))
     with lo, hi the extremes of the completed Q values of all ``num_actions`` actions.
     """
     visited = sorted(((child.index, a, child) for a, child in node.children.items() if child.visit_count > 0))
@@ -282,7 +282,7 @@ def completed_q_sigma(node, num_actions, gamma, c_visit, c_scale) -> list[float]
     low, high = min(completed), max(completed)
     most_visits = max((child.visit_count for _, _, child in visited), default=0)
     scale = (c_visit + most_visits) * c_scale
-    span = max(high - low, RANGE_EPSILON)
+    span = max(high - low, min_q_range)
     return [scale * ((value - low) / span) for value in completed]
 
 

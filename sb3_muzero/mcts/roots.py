@@ -83,9 +83,8 @@ def gumbel_selection(
     gumbel_logits = gumbel_noise(rng, temperature, prior_logits.shape) + root_logits
     num_considered = np.minimum(settings.max_considered_actions, legal.sum(axis=1)).astype(np.int32)
     table = considered_visits_table(settings.max_considered_actions, settings.num_simulations)
-    return GumbelSelection(
-        table, num_considered, gumbel_logits, root_logits, float(settings.gumbel_c_visit), float(settings.gumbel_c_scale)
-    )
+    constants = (float(settings.gumbel_c_visit), float(settings.gumbel_c_scale), float(settings.gumbel_min_q_range))
+    return GumbelSelection(table, num_considered, gumbel_logits, root_logits, *constants)
 
 
 def gumbel_noise(rng: np.random.Generator, temperature: float, shape: tuple[int, int]) -> np.ndarray:

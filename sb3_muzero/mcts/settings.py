@@ -38,6 +38,10 @@ class SearchSettings:
         and searched by Sequential Halving (fewer where fewer actions are legal)
     :param gumbel_c_visit: Gumbel: c_visit of sigma(q) = (c_visit + max_b N(b)) * c_scale * q
     :param gumbel_c_scale: Gumbel: c_scale of sigma(q)
+    :param gumbel_min_q_range: Gumbel: the least range sigma rescales a node's completed Q values by, sigma(q) =
+        (c_visit + max_b N(b)) * c_scale * (q - min) / max(max - min, gumbel_min_q_range): Q values that differ by
+        less are not stretched to the full scale. In units of reward (1 by default: a fraction of a reward is the
+        noise of an untrained model's values); mctx's ``epsilon``, which is 1e-8 there
     """
 
     num_simulations: int = 25
@@ -51,6 +55,7 @@ class SearchSettings:
     max_considered_actions: int = 16
     gumbel_c_visit: float = 50.0
     gumbel_c_scale: float = 0.1
+    gumbel_min_q_range: float = 1.0
 
     def __post_init__(self) -> None:
         if not is_int(self.num_simulations) or self.num_simulations < 1:
@@ -78,6 +83,8 @@ class SearchSettings:
             raise ValueError(f"gumbel_c_visit must be in [0.0, inf), got {self.gumbel_c_visit!r}")
         if not (_is_real(self.gumbel_c_scale) and self.gumbel_c_scale > 0):
             raise ValueError(f"gumbel_c_scale must be in (0.0, inf), got {self.gumbel_c_scale!r}")
+        if not (_is_real(self.gumbel_min_q_range) and self.gumbel_min_q_range > 0):
+            raise ValueError(f"gumbel_min_q_range must be in (0.0, inf), got {self.gumbel_min_q_range!r}")
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any]) -> "SearchSettings":

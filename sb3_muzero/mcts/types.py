@@ -14,10 +14,8 @@ Array = Any  # numpy array or torch tensor (on the CUDA backend, a torch tensor 
 # NODE_DTYPE's best_unvisited of a node whose priors are not computed yet (search.cu defines the same value).
 PRIORS_PENDING = -2
 # Gumbel's constants, mctx's (search.cu defines the same values): the least prior a visited child weighs in the
-# mixed value (the smallest normal float64), the least range completed Q values are rescaled by, the least score of
-# a root action Sequential Halving considers.
+# mixed value (the smallest normal float64), the least score of a root action Sequential Halving considers.
 TINY = float(np.finfo(np.float64).tiny)
-RANGE_EPSILON = 1e-8
 LOW_SCORE = -1e9
 
 # One node of a tree, in one 64-byte cache line (search.cu's struct Node, field for field).
@@ -39,13 +37,17 @@ NODE_DTYPE = np.dtype(
     align=True,
 )
 
-# A visited child, kept in its parent's row in order of first visit (search.cu's struct VisitedChild).
+# A visited child, kept in its parent's row in order of first visit (search.cu's struct VisitedChild): 32 bytes, so
+# that selection reads everything it needs of the children from the parent's row, never the children's nodes.
 VISITED_DTYPE = np.dtype(
     [
         ("q", np.float64),  # Q(node, a) = r(child) + discount * W(child) / N(child)
-        ("prior_term", np.float64),  # P(node, a) / (1 + N(child)): the PUCT prior term before exploration
+        # PUCT: P(node, a) / (1 + N(child)), the prior term before exploration, refreshed during backup;
+        # Gumbel: P(node, a), the prior factor of the improved policy
+        ("prior_term", np.float64),
         ("action", np.int32),  # a
         ("child", np.int32),  # the child's node index
+        ("visits", np.int32),  # N(child), refreshed during backup
     ],
     align=True,
 )
@@ -96,8 +98,9 @@ class GumbelSelection(NamedTuple):
     num_considered: Array  # [B] int32, min(max_considered_actions, legal actions of the tree): its row of the table
     gumbel_logits: Array  # [B, A] float64, gumbel + root_logits: the root's Gumbel noise (0 without noise) plus its logits
     root_logits: Array  # [B, A] float64, root logits minus their largest legal one (illegal actions: -inf)
-    c_visit: float  # sigma(q) = (c_visit + max_b N(b)) * c_scale * q
+    c_visit: float  # sigma(q) = (c_visit + max_b N(b)) * c_scale * (q - lo) / max(hi - lo, min_q_range)
     c_scale: float
+    min_q_range: float
 
 
 class Tree(NamedTuple):
@@ -106,8 +109,9 @@ class Tree(NamedTuple):
 
     Every node is one record of ``nodes`` (``NODE_DTYPE``, a cache line). A node's visited children are
     kept in the node's own row of ``visited``, in order of first visit: slot ``k`` (``VISITED_DTYPE``,
-    slots ``0 .. num_visited - 1`` in use) holds the k-th visited child's action, node index, Q and PUCT
-    prior term, so that selection reads one row per node and never looks a child up by action.
+    slots ``0 .. num_visited - 1`` in use) holds the k-th visited child's action, node index, Q, visits and
+    prior term, so that selection reads one row per node, never looks a child up by action and never reads the
+    children's nodes.
     Selection scores only the visited children and the best unvisited one (see
     :mod:`sb3_muzero.mcts.backends.cpu`). A new node's priors are computed when selection first passes
     through it: until then its row of ``unvisited_prior`` holds the model's logits and its

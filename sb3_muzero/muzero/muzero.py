@@ -131,6 +131,8 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
     :param max_considered_actions: Gumbel: root actions sampled without replacement and searched
     :param gumbel_c_visit: Gumbel: c_visit of sigma(q) = (c_visit + max N) * c_scale * q
     :param gumbel_c_scale: Gumbel: c_scale of sigma(q)
+    :param gumbel_min_q_range: Gumbel: the least range sigma rescales completed Q values by (in units of reward): Q
+        values that differ by less are not stretched to the full scale
     :param on_nonfinite: what a NaN or inf in an observation or reward does: "raise" an error naming the env, or
         "skip" the step (not stored; see :mod:`sb3_muzero.common.nonfinite`)
     :param actors: number of self-play actors on Ray (``pip install "sb3-muzero[distributed]"``); 0 (the default)
@@ -206,6 +208,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         max_considered_actions: int = SearchSettings.max_considered_actions,
         gumbel_c_visit: float = SearchSettings.gumbel_c_visit,
         gumbel_c_scale: float = SearchSettings.gumbel_c_scale,
+        gumbel_min_q_range: float = SearchSettings.gumbel_min_q_range,
         on_nonfinite: str = "raise",
         actors: int = 0,
         actor_env: Optional[Callable[..., VecEnv]] = None,
@@ -273,6 +276,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         self.max_considered_actions = max_considered_actions
         self.gumbel_c_visit = gumbel_c_visit
         self.gumbel_c_scale = gumbel_c_scale
+        self.gumbel_min_q_range = gumbel_min_q_range
         self.on_nonfinite = on_nonfinite
         self.actors = actors
         self.actor_env = actor_env
@@ -421,6 +425,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             max_considered_actions=self.max_considered_actions,
             gumbel_c_visit=self.gumbel_c_visit,
             gumbel_c_scale=self.gumbel_c_scale,
+            gumbel_min_q_range=self.gumbel_min_q_range,
         )
 
     def set_random_seed(self, seed: Optional[int] = None) -> None:

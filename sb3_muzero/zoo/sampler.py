@@ -63,6 +63,7 @@ def sample_muzero_params(
         params["max_considered_actions"] = trial.suggest_categorical("max_considered_actions", MAX_CONSIDERED_ACTIONS)
         params["gumbel_c_visit"] = trial.suggest_categorical("gumbel_c_visit", GUMBEL_C_VISITS)
         params["gumbel_c_scale"] = trial.suggest_float("gumbel_c_scale", 0.03, 0.3, log=True)
+        params["gumbel_min_q_range"] = trial.suggest_float("gumbel_min_q_range", 0.01, 10.0, log=True)
     if _is_cnn_policy(policy):
         params["channels"] = trial.suggest_categorical("channels", CHANNELS)
     else:

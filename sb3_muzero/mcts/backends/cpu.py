@@ -16,7 +16,9 @@ What makes a simulation cheap without changing its result:
   float64: the full scan would then pick the lower index, the shortcut the larger prior.)
 - A node is one cache line, and its visited children sit in its own row of ``visited`` in order of
   first visit, so walking down reads a node and the first slots of its row, without looking children
-  up by action, and backing up writes the parent's slot the child knows (``slot_in_parent``).
+  up by action, and backing up writes the parent's slot the child knows (``slot_in_parent``). A slot
+  holds everything selection reads of the child (Q, visits, the prior term), so scoring a node's
+  children never reads the children's own nodes.
 - A new node keeps the model's logits; its priors (softmax, best unvisited child) are computed when
   selection first passes through it, so leaves that it never passes through again (about a third
   of the nodes in ``benchmarks/bench_mcts.py``'s searches) cost no ``exp``.
@@ -27,13 +29,22 @@ What makes a simulation cheap without changing its result:
 The kernels take the tree's arrays one by one, which Numba unboxes several times faster than a named
 tuple: a call per simulation makes that count on small batches.
 
+No reference counting in the loops over trees. Numba counts the references of every array variable
+(an array view, or an array handed to an inlined helper, is a new one) with atomic updates, and its
+pruning pass removes an increment and its decrement only where they pair up: where the variable dies
+at one place whatever the path. A helper that takes arrays therefore has one exit and uses its arrays
+on every path through it (no early return, no branch that reads other arrays than its sibling: an
+empty loop instead); otherwise the counting stays, two atomic updates per array and tree at every
+simulation, which cost Gumbel's kernels a fifth of a search's time. ``tests/test_cpu_kernels.py``
+checks the compiled kernels for it.
+
 Gumbel MuZero has kernels of its own over the same tree (plus ``raw_value`` and ``scratch``), sharing node
 creation, softmax and backup. Below the root they score the same candidates as PUCT's (the visited children
 and the unvisited child of largest prior, which is the best unvisited one since the unvisited children share
-sigma and N = 0; with the same exception for priors that round to the same score). They index Gumbel's arrays
-with the tree's ``b`` and keep the loop of the descent in one function: in Numba every array view, and every
-array handed to an inlined helper inside a loop, costs atomic reference-count updates, which measurably slowed
-the first version.
+sigma and N = 0; with the same exception for priors that round to the same score). A Gumbel search keeps
+P(node, a) itself in a slot's prior term (its backup does not turn it into PUCT's P / (1 + N)), so that the
+completed Q and the improved policy read the slots alone. Gumbel's arrays are indexed with the tree's ``b``
+and the loop of the descent is kept in one function.
 """
 
 import math
@@ -50,7 +61,6 @@ from sb3_muzero.mcts.types import (
     LOW_SCORE,
     NODE_DTYPE,
     PRIORS_PENDING,
-    RANGE_EPSILON,
     TINY,
     VISITED_DTYPE,
     GumbelSelection,
@@ -127,6 +137,8 @@ def _create_node(nodes, visited, unvisited_prior, node, parent, action, reward) 
     record.prior = unvisited_prior[parent, action]
     visited[parent, slot].action = action
     visited[parent, slot].child = node
+    visited[parent, slot].prior_term = record.prior  # P / (1 + N) with N = 0; Gumbel keeps P
+    visited[parent, slot].visits = 0
     parent_record.num_visited = slot + 1
     unvisited_prior[parent, action] = -1.0
     _find_best_unvisited(parent_record, unvisited_prior[parent])
@@ -172,8 +184,11 @@ def _select_leaf(nodes, visited, unvisited_prior, min_max, exploration_table) ->
 
 
 @numba.njit(**_INLINE)
-def _backup(nodes, visited, min_max, leaf, value, discount) -> None:
-    """Add the discounted return to every node of one tree from ``leaf`` up to the root; widen its Q range."""
+def _backup(nodes, visited, min_max, leaf, value, discount, puct_prior_terms) -> None:
+    """Add the discounted return to every node of one tree from ``leaf`` up to the root; widen its Q range.
+
+    Each parent's slot of the node gets the node's Q and visits, and, if ``puct_prior_terms``, PUCT's prior term
+    P / (1 + N) (Gumbel searches keep P there)."""
     q_min = min_max[0]
     q_max = min_max[1]
     backed_up = value
@@ -191,7 +206,9 @@ def _backup(nodes, visited, min_max, leaf, value, discount) -> None:
         q_max = max(q_max, q)
         slot = visited[record.parent, record.slot_in_parent]
         slot.q = q
-        slot.prior_term = record.prior / (1 + visits)
+        slot.visits = visits
+        if puct_prior_terms:
+            slot.prior_term = record.prior / (1 + visits)
         backed_up = reward + discount * backed_up
         node = record.parent
     min_max[0] = q_min
@@ -238,7 +255,7 @@ def _expand_backup_select(
         for a in range(new_logits.shape[1]):
             unvisited_prior[b, new_node, a] = new_logits[b, a]  # the priors are computed when first needed
         _create_node(nodes[b], visited[b], unvisited_prior[b], new_node, leaf_parent[b], leaf_action[b], new_reward[b])
-        _backup(nodes[b], visited[b], min_max[b], new_node, new_value[b], discount)
+        _backup(nodes[b], visited[b], min_max[b], new_node, new_value[b], discount, True)
         if select_next:
             leaf_parent[b], leaf_action[b] = _select_leaf(
                 nodes[b], visited[b], unvisited_prior[b], min_max[b], exploration_table
@@ -262,14 +279,16 @@ def _read_root(nodes, visited, out_visits, out_value, out_q) -> None:
 
 # --- Gumbel MuZero (see the semantics in sb3_muzero.mcts.driver) ---------------------------------------------
 # Gumbel's own arrays (raw_value [B, N], scratch [B, A]) and inputs (gumbel, root_logits [B, A]) are indexed with the
-# tree's ``b`` instead of being sliced per tree: every array view costs Numba two atomic reference-count updates.
+# tree's ``b`` instead of being sliced per tree. The helpers that take arrays have one exit and use their arrays on
+# every path (see "No reference counting" in the module docstring).
 
 
 @numba.njit(**_INLINE)
-def _completed_q_range(nodes, visited, node_value, node, num_actions, c_visit, c_scale):
+def _completed_q_range(nodes, visited, node_value, node, num_actions, c_visit, c_scale, min_q_range):
     """What sigma(completed Q) of one node's actions needs: (mixed value, low, high, scale, span, sum of visits).
 
     sigma(q) = scale * ((q - low) / span); the mixed value completes the Q of every unvisited (or illegal) action.
+    Reads the node's visited slots only (Q, visits and prior of each child).
     """
     record = nodes[node]
     total_visits = 0
@@ -280,10 +299,9 @@ def _completed_q_range(nodes, visited, node_value, node, num_actions, c_visit, c
     high = -math.inf
     for k in range(record.num_visited):
         slot = visited[node, k]
-        child = nodes[slot.child]
-        total_visits += child.visits
-        most_visits = max(most_visits, child.visits)
-        prior = max(child.prior, TINY)
+        total_visits += slot.visits
+        most_visits = max(most_visits, slot.visits)
+        prior = max(slot.prior_term, TINY)  # a Gumbel search keeps P in prior_term
         weighted_q += prior * slot.q
         mass += prior
         low = min(low, slot.q)
@@ -295,45 +313,47 @@ def _completed_q_range(nodes, visited, node_value, node, num_actions, c_visit, c
         low = min(low, mixed_value)
         high = max(high, mixed_value)
     scale = (c_visit + most_visits) * c_scale
-    span = max(high - low, RANGE_EPSILON)
+    span = max(high - low, min_q_range)
     return mixed_value, low, high, scale, span, total_visits
 
 
 @numba.njit(**_INLINE)
 def _gumbel_root_choice(nodes, visited, unvisited_prior, root_value, gumbel_logits, b, considered_visit,
-                        c_visit, c_scale) -> tuple[int, int]:  # fmt: skip
+                        c_visit, c_scale, min_q_range) -> tuple[int, int]:  # fmt: skip
     """(action, child node or -1) of the root action Sequential Halving takes among the legal actions with
-    ``considered_visit`` visits: the largest max(LOW_SCORE, (gumbel + logit) + sigma), lowest index on ties."""
+    ``considered_visit`` visits: the largest max(LOW_SCORE, (gumbel + logit) + sigma), lowest index on ties.
+
+    Two loops, one of which runs empty, rather than two branches: every array is then used on every path.
+    """
     num_actions = gumbel_logits.shape[1]
-    mixed_value, low, _, scale, span, _ = _completed_q_range(nodes, visited, root_value, 0, num_actions, c_visit, c_scale)
+    mixed_value, low, _, scale, span, _ = _completed_q_range(
+        nodes, visited, root_value, 0, num_actions, c_visit, c_scale, min_q_range
+    )
     best_action = -1
     best_child = -1
     best_score = -math.inf
-    if considered_visit == 0:  # the unvisited legal actions, which share sigma
-        unvisited_sigma = scale * ((mixed_value - low) / span)
-        for a in range(num_actions):
-            if unvisited_prior[0, a] >= 0.0:
-                score = max(LOW_SCORE, gumbel_logits[b, a] + unvisited_sigma)
-                if score > best_score:
-                    best_score = score
-                    best_action = a
-        return best_action, best_child
-    for k in range(nodes[0].num_visited):
+    unvisited_sigma = scale * ((mixed_value - low) / span)
+    for a in range(num_actions if considered_visit == 0 else 0):  # the unvisited legal actions, which share sigma
+        if unvisited_prior[0, a] >= 0.0:
+            score = max(LOW_SCORE, gumbel_logits[b, a] + unvisited_sigma)
+            if score > best_score:
+                best_score = score
+                best_action = a
+    for k in range(nodes[0].num_visited if considered_visit > 0 else 0):
         slot = visited[0, k]
-        if nodes[slot.child].visits != considered_visit:
-            continue
-        action = slot.action
-        score = max(LOW_SCORE, gumbel_logits[b, action] + scale * ((slot.q - low) / span))
-        if score > best_score or (score == best_score and action < best_action):
-            best_score = score
-            best_action = action
-            best_child = slot.child
+        if slot.visits == considered_visit:
+            action = slot.action
+            score = max(LOW_SCORE, gumbel_logits[b, action] + scale * ((slot.q - low) / span))
+            if score > best_score or (score == best_score and action < best_action):
+                best_score = score
+                best_action = action
+                best_child = slot.child
     return best_action, best_child
 
 
 @numba.njit(**_INLINE)
 def _gumbel_select_leaf(nodes, visited, unvisited_prior, raw_value, scratch, gumbel_logits, b, considered_visit,
-                        c_visit, c_scale) -> tuple[int, int]:  # fmt: skip
+                        c_visit, c_scale, min_q_range) -> tuple[int, int]:  # fmt: skip
     """Walk tree ``b`` from the root to the first unexpanded child; return its parent and action.
 
     At the root, Sequential Halving (:func:`_gumbel_root_choice`); below it the deterministic selection: the largest
@@ -341,10 +361,11 @@ def _gumbel_select_leaf(nodes, visited, unvisited_prior, raw_value, scratch, gum
     only the visited children and the unvisited child of largest prior: the unvisited children share sigma and N = 0,
     so no other can score higher. The visited children's P exp(sigma - top) wait in the tree's ``scratch`` row between
     the two passes. A node's pending priors are computed on the way. (The loop body is written out here rather than
-    called: Numba would update the reference counts of every array handed to a helper at every step.)
+    called, and a node without visited children continues rather than returns: see the module docstring on reference
+    counting.)
     """
     action, child = _gumbel_root_choice(
-        nodes, visited, unvisited_prior, raw_value[b, 0], gumbel_logits, b, considered_visit, c_visit, c_scale
+        nodes, visited, unvisited_prior, raw_value[b, 0], gumbel_logits, b, considered_visit, c_visit, c_scale, min_q_range
     )
     node = 0
     num_actions = unvisited_prior.shape[1]
@@ -355,15 +376,17 @@ def _gumbel_select_leaf(nodes, visited, unvisited_prior, raw_value, scratch, gum
             _softmax(unvisited_prior[node], unvisited_prior[node], False, unvisited_prior[node])
             _find_best_unvisited(record, unvisited_prior[node])
         if record.num_visited == 0:  # sigma is 0 for every action: pi is the prior
-            return node, record.best_unvisited
+            action = record.best_unvisited
+            child = -1
+            continue
         mixed_value, low, high, scale, span, total_visits = _completed_q_range(
-            nodes, visited, raw_value[b, node], node, num_actions, c_visit, c_scale
+            nodes, visited, raw_value[b, node], node, num_actions, c_visit, c_scale, min_q_range
         )
         top = scale * ((high - low) / span)  # the largest sigma
         normaliser = 0.0
         for k in range(record.num_visited):
             slot = visited[node, k]
-            scratch[b, k] = nodes[slot.child].prior * math.exp(scale * ((slot.q - low) / span) - top)
+            scratch[b, k] = slot.prior_term * math.exp(scale * ((slot.q - low) / span) - top)
             normaliser += scratch[b, k]
         action = record.best_unvisited
         child = -1
@@ -378,7 +401,7 @@ def _gumbel_select_leaf(nodes, visited, unvisited_prior, raw_value, scratch, gum
         denominator = 1 + total_visits
         for k in range(record.num_visited):
             slot = visited[node, k]
-            score = scratch[b, k] / normaliser - nodes[slot.child].visits / denominator
+            score = scratch[b, k] / normaliser - slot.visits / denominator
             if score > best_score or (score == best_score and slot.action < action):
                 best_score = score
                 action = slot.action
@@ -389,7 +412,8 @@ def _gumbel_select_leaf(nodes, visited, unvisited_prior, raw_value, scratch, gum
 @numba.njit(**JIT_OPTIONS)
 def _gumbel_init_roots_and_select(
     nodes, visited, unvisited_prior, raw_value, min_max, scratch, leaf_parent, leaf_action,
-    prior_logits, root_value, legal, considered_visits, num_considered, gumbel_logits, root_logits, c_visit, c_scale,
+    prior_logits, root_value, legal, considered_visits, num_considered, gumbel_logits, root_logits,
+    c_visit, c_scale, min_q_range,
 ) -> None:  # fmt: skip
     """Write the root of every tree (priors over the legal actions, one visit carrying the network value); then
     select the leaves of the first simulation."""
@@ -399,7 +423,7 @@ def _gumbel_init_roots_and_select(
         raw_value[b, 0] = root_value[b]
         leaf_parent[b], leaf_action[b] = _gumbel_select_leaf(
             nodes[b], visited[b], unvisited_prior[b], raw_value, scratch, gumbel_logits, b,
-            considered_visits[num_considered[b], 0], c_visit, c_scale,
+            considered_visits[num_considered[b], 0], c_visit, c_scale, min_q_range,
         )  # fmt: skip
 
 
@@ -407,7 +431,7 @@ def _gumbel_init_roots_and_select(
 def _gumbel_expand_backup_select(
     nodes, visited, unvisited_prior, raw_value, min_max, scratch, leaf_parent, leaf_action,
     new_node, new_reward, new_value, new_logits, discount,
-    considered_visits, num_considered, gumbel_logits, root_logits, c_visit, c_scale, select_next,
+    considered_visits, num_considered, gumbel_logits, root_logits, c_visit, c_scale, min_q_range, select_next,
 ) -> None:  # fmt: skip
     """One simulation step for every tree, as :func:`_expand_backup_select`, with Gumbel's selection (which reads
     the considered visit count of the simulation that follows, ``new_node``)."""
@@ -416,20 +440,22 @@ def _gumbel_expand_backup_select(
             unvisited_prior[b, new_node, a] = new_logits[b, a]  # the priors are computed when first needed
         _create_node(nodes[b], visited[b], unvisited_prior[b], new_node, leaf_parent[b], leaf_action[b], new_reward[b])
         raw_value[b, new_node] = new_value[b]
-        _backup(nodes[b], visited[b], min_max[b], new_node, new_value[b], discount)
+        _backup(nodes[b], visited[b], min_max[b], new_node, new_value[b], discount, False)
         if select_next:
             leaf_parent[b], leaf_action[b] = _gumbel_select_leaf(
                 nodes[b], visited[b], unvisited_prior[b], raw_value, scratch, gumbel_logits, b,
-                considered_visits[num_considered[b], new_node], c_visit, c_scale,
+                considered_visits[num_considered[b], new_node], c_visit, c_scale, min_q_range,
             )  # fmt: skip
 
 
 @numba.njit(**_INLINE)
-def _gumbel_policy(nodes, visited, raw_value, root_logits, b, c_visit, c_scale, policy) -> None:
+def _gumbel_policy(nodes, visited, raw_value, root_logits, b, c_visit, c_scale, min_q_range, policy) -> None:
     """policy [A] = softmax over the legal actions (finite ``root_logits``) of logits + sigma(completed Q), 0 for
     illegal actions, from the root of tree ``b``."""
     num_actions = root_logits.shape[1]
-    mixed_value, low, _, scale, span, _ = _completed_q_range(nodes, visited, raw_value[b, 0], 0, num_actions, c_visit, c_scale)
+    mixed_value, low, _, scale, span, _ = _completed_q_range(
+        nodes, visited, raw_value[b, 0], 0, num_actions, c_visit, c_scale, min_q_range
+    )
     unvisited_sigma = scale * ((mixed_value - low) / span)
     for a in range(num_actions):
         policy[a] = root_logits[b, a] + unvisited_sigma
@@ -454,16 +480,17 @@ def _gumbel_policy(nodes, visited, raw_value, root_logits, b, c_visit, c_scale, 
 @numba.njit(**JIT_OPTIONS)
 def _gumbel_choose(
     nodes, visited, unvisited_prior, raw_value, min_max, scratch, leaf_parent, leaf_action,
-    considered_visits, num_considered, gumbel_logits, root_logits, c_visit, c_scale, out_action, out_policy,
+    considered_visits, num_considered, gumbel_logits, root_logits, c_visit, c_scale, min_q_range,
+    out_action, out_policy,
 ) -> None:  # fmt: skip
     """The acting action of every tree (the best of the most visited root actions) and its policy target [B, A]."""
     for b in range(nodes.shape[0]):
         most_visits = 0
         for k in range(nodes[b, 0].num_visited):
-            most_visits = max(most_visits, nodes[b, visited[b, 0, k].child].visits)
+            most_visits = max(most_visits, visited[b, 0, k].visits)
         out_action[b], _ = _gumbel_root_choice(nodes[b], visited[b], unvisited_prior[b], raw_value[b, 0], gumbel_logits, b,
-                                               most_visits, c_visit, c_scale)  # fmt: skip
-        _gumbel_policy(nodes[b], visited[b], raw_value, root_logits, b, c_visit, c_scale, out_policy[b])
+                                               most_visits, c_visit, c_scale, min_q_range)  # fmt: skip
+        _gumbel_policy(nodes[b], visited[b], raw_value, root_logits, b, c_visit, c_scale, min_q_range, out_policy[b])
 
 
 def new_tree(batch_size: int, num_nodes: int, num_actions: int, device=None) -> Tree:

@@ -129,7 +129,12 @@ def gumbel_selection_on(device: KernelDevice, selection: GumbelSelection) -> Gum
 def _gumbel_arguments(selection: GumbelSelection) -> tuple:
     """The selection kernels' arguments for a device Gumbel selection."""
     table = (selection.considered_visits, np.int32(selection.considered_visits.shape[1]), selection.num_considered)
-    return (*table, selection.gumbel_logits, np.float64(selection.c_visit), np.float64(selection.c_scale))
+    return (*table, selection.gumbel_logits, *_gumbel_constants(selection))
+
+
+def _gumbel_constants(selection: GumbelSelection) -> tuple:
+    """sigma's constants as the kernels take them: c_visit, c_scale, min_q_range (doubles)."""
+    return np.float64(selection.c_visit), np.float64(selection.c_scale), np.float64(selection.min_q_range)
 
 
 def launch_init_roots(
@@ -206,8 +211,7 @@ def launch_gumbel_choose(
 ) -> None:
     """Write Gumbel's acting actions [B] int64 and policy targets [B, A] float64 (:func:`launch_init_roots`'s device
     Gumbel selection)."""
-    constants = (np.float64(selection.c_visit), np.float64(selection.c_scale))
-    arguments = (tree.addresses, *tree.dims, selection.gumbel_logits, selection.root_logits, *constants)
+    arguments = (tree.addresses, *tree.dims, selection.gumbel_logits, selection.root_logits, *_gumbel_constants(selection))
     device.launch("gumbel_choose", tree.arrays.batch_size, (*arguments, out_action, out_policy))
 
 

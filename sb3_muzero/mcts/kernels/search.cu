@@ -37,12 +37,13 @@ struct Node {
     int unused[3];
 };
 
-// A visited child, in its parent's row in order of first visit (types.VISITED_DTYPE): 24 bytes.
+// A visited child, in its parent's row in order of first visit (types.VISITED_DTYPE): 32 bytes.
 struct VisitedChild {
     double q;           // Q(node, a)
-    double prior_term;  // P(node, a) / (1 + N(child))
+    double prior_term;  // PUCT: P(node, a) / (1 + N(child)); Gumbel: P(node, a)
     int action;         // a
     int child;          // the child's node index
+    int visits;         // N(child)
 };
 
 // The addresses of a batch of trees' arrays, in the order of the fields of types.Tree.
@@ -60,8 +61,7 @@ struct TreeArrays {
 namespace mcts {
 
 const int PRIORS_PENDING = -2;  // types.PRIORS_PENDING: the node's unvisited_prior row holds logits
-// Gumbel's constants (types.RANGE_EPSILON, LOW_SCORE; TINY is tiny() below).
-const double RANGE_EPSILON = 1e-8;
+// Gumbel's constant (types.LOW_SCORE; TINY is tiny() below).
 const double LOW_SCORE = -1e9;
 
 // One tree's rows of the batch arrays: index [node] or [node * A + a] instead of [b, ...].
@@ -159,6 +159,8 @@ __device__ void _create_node(const TreeRows& tree, int node, int parent, int act
     record.prior = tree.unvisited_prior[tree.row(parent) + action];
     tree.visited[tree.row(parent) + slot].action = action;
     tree.visited[tree.row(parent) + slot].child = node;
+    tree.visited[tree.row(parent) + slot].prior_term = record.prior;  // P / (1 + N) with N = 0; Gumbel keeps P
+    tree.visited[tree.row(parent) + slot].visits = 0;
     parent_record.num_visited = slot + 1;
     tree.unvisited_prior[tree.row(parent) + action] = -1.0;
     _find_best_unvisited(parent_record, tree.unvisited_prior + tree.row(parent), tree.num_actions);
@@ -223,8 +225,10 @@ __device__ void _create_root(const TreeRows& tree, double value) {
     tree.min_max[1] = -positive_infinity();
 }
 
-// Add the discounted return to every node from leaf up to the root; widen the tree's Q range.
-__device__ void _backup(const TreeRows& tree, int leaf, double value, double discount) {
+// Add the discounted return to every node from leaf up to the root; widen the tree's Q range. Each parent's slot
+// of the node gets the node's Q and visits, and, if puct_prior_terms, PUCT's prior term P / (1 + N) (Gumbel searches
+// keep P there).
+__device__ void _backup(const TreeRows& tree, int leaf, double value, double discount, bool puct_prior_terms) {
     double q_min = tree.min_max[0];
     double q_max = tree.min_max[1];
     double backed_up = value;
@@ -243,7 +247,10 @@ __device__ void _backup(const TreeRows& tree, int leaf, double value, double dis
         q_max = q > q_max ? q : q_max;
         VisitedChild& slot = tree.visited[tree.row(record.parent) + record.slot_in_parent];
         slot.q = q;
-        slot.prior_term = record.prior / (double)(1 + visits);
+        slot.visits = visits;
+        if (puct_prior_terms) {
+            slot.prior_term = record.prior / (double)(1 + visits);
+        }
         backed_up = reward + discount * backed_up;
         node = record.parent;
     }
@@ -264,7 +271,7 @@ __device__ void expand_backup_select_tree(const TreeArrays* arrays, int b, int n
         tree.unvisited_prior[tree.row(new_node) + a] = (double)logits[a];
     }
     _create_node(tree, new_node, arrays->leaf_parent[b], (int)arrays->leaf_action[b], (double)new_reward[b]);
-    _backup(tree, new_node, (double)new_value[b], discount);
+    _backup(tree, new_node, (double)new_value[b], discount, true);
     if (select_next) {
         _select_leaf(tree, exploration_table, arrays->leaf_parent + b, arrays->leaf_action + b);
     }
@@ -323,7 +330,7 @@ struct CompletedQ {
 };
 
 __device__ CompletedQ _completed_q_range(const TreeRows& tree, int node, double node_value, double c_visit,
-                                         double c_scale) {
+                                         double c_scale, double min_q_range) {
     const Node& record = tree.nodes[node];
     int total_visits = 0;
     int most_visits = 0;
@@ -333,10 +340,9 @@ __device__ CompletedQ _completed_q_range(const TreeRows& tree, int node, double 
     double high = -positive_infinity();
     for (int k = 0; k < record.num_visited; ++k) {
         const VisitedChild& slot = tree.visited[tree.row(node) + k];
-        const Node& child = tree.nodes[slot.child];
-        total_visits += child.visits;
-        most_visits = child.visits > most_visits ? child.visits : most_visits;
-        const double prior = child.prior > tiny() ? child.prior : tiny();
+        total_visits += slot.visits;
+        most_visits = slot.visits > most_visits ? slot.visits : most_visits;
+        const double prior = slot.prior_term > tiny() ? slot.prior_term : tiny();  // Gumbel keeps P in prior_term
         weighted_q += prior * slot.q;
         mass += prior;
         low = slot.q < low ? slot.q : low;
@@ -354,7 +360,7 @@ __device__ CompletedQ _completed_q_range(const TreeRows& tree, int node, double 
     completed.low = low;
     completed.high = high;
     completed.scale = (c_visit + (double)most_visits) * c_scale;
-    completed.span = high - low > RANGE_EPSILON ? high - low : RANGE_EPSILON;
+    completed.span = high - low > min_q_range ? high - low : min_q_range;
     completed.total_visits = total_visits;
     return completed;
 }
@@ -363,8 +369,8 @@ __device__ CompletedQ _completed_q_range(const TreeRows& tree, int node, double 
 // largest max(LOW_SCORE, (gumbel + logit) + sigma), lowest index on ties. Writes its child node (-1 if
 // unvisited). gumbel_logits [A]: the tree's row of gumbel + root logits.
 __device__ int _gumbel_root_choice(const TreeRows& tree, const double* gumbel_logits, int considered_visit,
-                                   double c_visit, double c_scale, int* best_child) {
-    const CompletedQ completed = _completed_q_range(tree, 0, tree.raw_value[0], c_visit, c_scale);
+                                   double c_visit, double c_scale, double min_q_range, int* best_child) {
+    const CompletedQ completed = _completed_q_range(tree, 0, tree.raw_value[0], c_visit, c_scale, min_q_range);
     int best_action = -1;
     double best_score = -positive_infinity();
     *best_child = -1;
@@ -384,7 +390,7 @@ __device__ int _gumbel_root_choice(const TreeRows& tree, const double* gumbel_lo
     }
     for (int k = 0; k < tree.nodes[0].num_visited; ++k) {
         const VisitedChild& slot = tree.visited[k];
-        if (tree.nodes[slot.child].visits != considered_visit) {
+        if (slot.visits != considered_visit) {
             continue;
         }
         const double sum = gumbel_logits[slot.action] + completed.sigma(slot.q);
@@ -403,10 +409,10 @@ __device__ int _gumbel_root_choice(const TreeRows& tree, const double* gumbel_lo
 // softmax(logits + sigma), lowest index on ties, scoring only the visited children and the best unvisited
 // one (see backends/cpu.py). The visited children's P exp(sigma - top) wait in the tree's scratch row.
 __device__ void _gumbel_select_leaf(const TreeRows& tree, const double* gumbel_logits, double* scratch,
-                                    int considered_visit, double c_visit, double c_scale, int* leaf_parent,
-                                    long long* leaf_action) {
+                                    int considered_visit, double c_visit, double c_scale, double min_q_range,
+                                    int* leaf_parent, long long* leaf_action) {
     int child;
-    int action = _gumbel_root_choice(tree, gumbel_logits, considered_visit, c_visit, c_scale, &child);
+    int action = _gumbel_root_choice(tree, gumbel_logits, considered_visit, c_visit, c_scale, min_q_range, &child);
     int node = 0;
     while (child >= 0) {
         node = child;
@@ -420,12 +426,13 @@ __device__ void _gumbel_select_leaf(const TreeRows& tree, const double* gumbel_l
             action = record.best_unvisited;
             break;
         }
-        const CompletedQ completed = _completed_q_range(tree, node, tree.raw_value[node], c_visit, c_scale);
+        const CompletedQ completed =
+            _completed_q_range(tree, node, tree.raw_value[node], c_visit, c_scale, min_q_range);
         const double top = completed.sigma(completed.high);  // the largest sigma
         double normaliser = 0.0;
         for (int k = 0; k < record.num_visited; ++k) {
             const VisitedChild& slot = tree.visited[tree.row(node) + k];
-            scratch[k] = tree.nodes[slot.child].prior * exp(completed.sigma(slot.q) - top);
+            scratch[k] = slot.prior_term * exp(completed.sigma(slot.q) - top);
             normaliser += scratch[k];
         }
         action = record.best_unvisited;
@@ -443,7 +450,7 @@ __device__ void _gumbel_select_leaf(const TreeRows& tree, const double* gumbel_l
         const double denominator = (double)(1 + completed.total_visits);
         for (int k = 0; k < record.num_visited; ++k) {
             const VisitedChild& slot = tree.visited[tree.row(node) + k];
-            const double score = scratch[k] / normaliser - (double)tree.nodes[slot.child].visits / denominator;
+            const double score = scratch[k] / normaliser - (double)slot.visits / denominator;
             if (score > best_score || (score == best_score && slot.action < action)) {
                 best_score = score;
                 action = slot.action;
@@ -458,8 +465,8 @@ __device__ void _gumbel_select_leaf(const TreeRows& tree, const double* gumbel_l
 // policy [A] = softmax over the legal actions (finite root_logits) of logits + sigma(completed Q), 0 for
 // illegal actions, from the tree's root.
 __device__ void _gumbel_policy(const TreeRows& tree, const double* root_logits, double c_visit, double c_scale,
-                               double* policy) {
-    const CompletedQ completed = _completed_q_range(tree, 0, tree.raw_value[0], c_visit, c_scale);
+                               double min_q_range, double* policy) {
+    const CompletedQ completed = _completed_q_range(tree, 0, tree.raw_value[0], c_visit, c_scale, min_q_range);
     const double unvisited_sigma = completed.sigma(completed.mixed_value);
     for (int a = 0; a < tree.num_actions; ++a) {
         policy[a] = root_logits[a] + unvisited_sigma;
@@ -497,7 +504,7 @@ __device__ void gumbel_expand_backup_select_tree(const TreeArrays* arrays, int b
                                                  const Real* new_logits, double discount, const int* considered_visits,
                                                  int num_simulations, const int* num_considered,
                                                  const double* gumbel_logits, double c_visit, double c_scale,
-                                                 int select_next) {
+                                                 double min_q_range, int select_next) {
     const TreeRows tree = tree_rows(arrays, b, num_nodes, num_actions);
     const Real* logits = new_logits + (long long)b * num_actions;
     for (int a = 0; a < num_actions; ++a) {
@@ -505,11 +512,11 @@ __device__ void gumbel_expand_backup_select_tree(const TreeArrays* arrays, int b
     }
     _create_node(tree, new_node, arrays->leaf_parent[b], (int)arrays->leaf_action[b], (double)new_reward[b]);
     tree.raw_value[new_node] = (double)new_value[b];
-    _backup(tree, new_node, (double)new_value[b], discount);
+    _backup(tree, new_node, (double)new_value[b], discount, false);
     if (select_next) {
         const int considered_visit = considered_visits[(long long)num_considered[b] * num_simulations + new_node];
         _gumbel_select_leaf(tree, gumbel_logits + (long long)b * num_actions, tree.scratch, considered_visit, c_visit,
-                            c_scale, arrays->leaf_parent + b, arrays->leaf_action + b);
+                            c_scale, min_q_range, arrays->leaf_parent + b, arrays->leaf_action + b);
     }
 }
 
@@ -622,7 +629,7 @@ extern "C" __global__ void gumbel_init_roots_and_select(const TreeArrays* arrays
                                                         const double* root_value, const bool* legal,
                                                         const int* considered_visits, int num_simulations,
                                                         const int* num_considered, const double* gumbel_logits,
-                                                        double c_visit, double c_scale) {
+                                                        double c_visit, double c_scale, double min_q_range) {
     const int b = blockIdx.x * blockDim.x + threadIdx.x;
     if (b >= batch_size) {
         return;
@@ -633,7 +640,7 @@ extern "C" __global__ void gumbel_init_roots_and_select(const TreeArrays* arrays
     mcts::_create_root(tree, root_value[b]);
     tree.raw_value[0] = root_value[b];
     const int considered_visit = considered_visits[(long long)num_considered[b] * num_simulations];
-    mcts::_gumbel_select_leaf(tree, gumbel_logits + row, tree.scratch, considered_visit, c_visit, c_scale,
+    mcts::_gumbel_select_leaf(tree, gumbel_logits + row, tree.scratch, considered_visit, c_visit, c_scale, min_q_range,
                               arrays->leaf_parent + b, arrays->leaf_action + b);
 }
 
@@ -642,12 +649,14 @@ extern "C" __global__ void gumbel_init_roots_and_select(const TreeArrays* arrays
 extern "C" __global__ void gumbel_expand_backup_select_f32(
     const TreeArrays* arrays, int batch_size, int num_nodes, int num_actions, int new_node, const float* new_reward,
     const float* new_value, const float* new_logits, double discount, const int* considered_visits, int num_simulations,
-    const int* num_considered, const double* gumbel_logits, double c_visit, double c_scale, int select_next) {
+    const int* num_considered, const double* gumbel_logits, double c_visit, double c_scale, double min_q_range,
+    int select_next) {
     const int b = blockIdx.x * blockDim.x + threadIdx.x;
     if (b < batch_size) {
         mcts::gumbel_expand_backup_select_tree(arrays, b, num_nodes, num_actions, new_node, new_reward, new_value,
                                                new_logits, discount, considered_visits, num_simulations,
-                                               num_considered, gumbel_logits, c_visit, c_scale, select_next);
+                                               num_considered, gumbel_logits, c_visit, c_scale, min_q_range,
+                                               select_next);
     }
 }
 
@@ -655,12 +664,13 @@ extern "C" __global__ void gumbel_expand_backup_select_f64(
     const TreeArrays* arrays, int batch_size, int num_nodes, int num_actions, int new_node, const double* new_reward,
     const double* new_value, const double* new_logits, double discount, const int* considered_visits,
     int num_simulations, const int* num_considered, const double* gumbel_logits, double c_visit, double c_scale,
-    int select_next) {
+    double min_q_range, int select_next) {
     const int b = blockIdx.x * blockDim.x + threadIdx.x;
     if (b < batch_size) {
         mcts::gumbel_expand_backup_select_tree(arrays, b, num_nodes, num_actions, new_node, new_reward, new_value,
                                                new_logits, discount, considered_visits, num_simulations,
-                                               num_considered, gumbel_logits, c_visit, c_scale, select_next);
+                                               num_considered, gumbel_logits, c_visit, c_scale, min_q_range,
+                                               select_next);
     }
 }
 
@@ -669,7 +679,7 @@ extern "C" __global__ void gumbel_expand_backup_select_f64(
 // gumbel_logits and root_logits [B, A] as for gumbel_init_roots_and_select.
 extern "C" __global__ void gumbel_choose(const TreeArrays* arrays, int batch_size, int num_nodes, int num_actions,
                                          const double* gumbel_logits, const double* root_logits, double c_visit,
-                                         double c_scale, long long* action, double* policy) {
+                                         double c_scale, double min_q_range, long long* action, double* policy) {
     const int b = blockIdx.x * blockDim.x + threadIdx.x;
     if (b >= batch_size) {
         return;
@@ -678,10 +688,11 @@ extern "C" __global__ void gumbel_choose(const TreeArrays* arrays, int batch_siz
     const long long row = (long long)b * num_actions;
     int most_visits = 0;
     for (int k = 0; k < tree.nodes[0].num_visited; ++k) {
-        const int visits = tree.nodes[tree.visited[k].child].visits;
+        const int visits = tree.visited[k].visits;
         most_visits = visits > most_visits ? visits : most_visits;
     }
     int child;
-    action[b] = mcts::_gumbel_root_choice(tree, gumbel_logits + row, most_visits, c_visit, c_scale, &child);
-    mcts::_gumbel_policy(tree, root_logits + row, c_visit, c_scale, policy + row);
+    action[b] =
+        mcts::_gumbel_root_choice(tree, gumbel_logits + row, most_visits, c_visit, c_scale, min_q_range, &child);
+    mcts::_gumbel_policy(tree, root_logits + row, c_visit, c_scale, min_q_range, policy + row);
 }
