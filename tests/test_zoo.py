@@ -352,8 +352,8 @@ def test_breakout_trains_with_the_atari_section(tmp_path):
     assert f"Loading hyperparameters from: {HYPERPARAMS_PATH}" in output and "Stacking 4 frames" in output
     assert "MuZero default: torch on" not in output  # the convolutions keep torch's threads
     model = MuZero.load(tmp_path / "logs/muzero/BreakoutNoFrameskip-v4_1/BreakoutNoFrameskip-v4.zip", buffer_size=1)
-    assert model.policy.features_extractor.__class__.__name__ == "AtariEncoder" and model.policy.channels == 32
-    assert model._n_updates > 0  # (400 - 200) env steps x replay_ratio 0.25
+    assert model.policy.features_extractor.__class__.__name__ == "StridedEncoder" and model.policy.channels == 32
+    assert model._n_updates > 0  # (400 - 200) env steps x replay_ratio 0.125
 
 
 @pytest.mark.slow

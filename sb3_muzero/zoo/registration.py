@@ -115,31 +115,28 @@ def _patch_experiment_manager(manager_class: type) -> None:
     last step before the model is made from the hyperparameters) for MuZero (once per class)."""
     if getattr(manager_class.__init__, MARKER, False):
         return
-    manager_class.__init__ = _after(manager_class.__init__, _apply_defaults)
-    manager_class.create_callbacks = _after(_before(manager_class.create_callbacks, _apply_evaluation_default),
-                                            _add_progress_lines)  # fmt: skip
-    manager_class.hyperparameters_optimization = _before(manager_class.hyperparameters_optimization, _bind_sampler)
+    manager_class.__init__ = _wrap(manager_class.__init__, after=_apply_defaults)
+    manager_class.create_callbacks = _wrap(
+        manager_class.create_callbacks, before=_apply_evaluation_default, after=_add_progress_lines
+    )
+    manager_class.hyperparameters_optimization = _wrap(manager_class.hyperparameters_optimization, before=_bind_sampler)
     manager_class._preprocess_action_noise = _with_actor_env(manager_class._preprocess_action_noise)
 
 
-def _after(method: Callable, hook: Callable[[Any], None]) -> Callable:
+def _wrap(
+    method: Callable, *, before: Callable[[Any], None] | None = None, after: Callable[[Any], None] | None = None
+) -> Callable:
+    """``method`` with ``before(manager)`` run ahead of it and ``after(manager)`` behind it when the algo is MuZero: one
+    wrapper per method, so ``__wrapped__`` is rl-zoo3's own."""
+
     @functools.wraps(method)
     def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+        if before is not None and self.algo == ALGO:
+            before(self)
         result = method(self, *args, **kwargs)
-        if self.algo == ALGO:
-            hook(self)
+        if after is not None and self.algo == ALGO:
+            after(self)
         return result
-
-    setattr(wrapper, MARKER, True)
-    return wrapper
-
-
-def _before(method: Callable, hook: Callable[[Any], None]) -> Callable:
-    @functools.wraps(method)
-    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
-        if self.algo == ALGO:
-            hook(self)
-        return method(self, *args, **kwargs)
 
     setattr(wrapper, MARKER, True)
     return wrapper
