@@ -28,6 +28,16 @@ from sb3_muzero.common.callbacks import find_checkpoints
 from sb3_muzero.replay import MuZeroReplayBuffer, load_replay, save_replay
 from tests.helpers import SMALL, assert_same_parameters, assert_same_replay
 
+
+@pytest.fixture(autouse=True)
+def ctrl_c_raises_keyboard_interrupt():
+    """Python's own SIGINT handler during each test: a shell that starts pytest in the background (``cmd &``,
+    ``nohup``) leaves SIGINT ignored, and the Ctrl-C tests send it to this process."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 TOTAL_STEPS = 120
 CHECKPOINT_STEPS = 60
