@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 
+from sb3_muzero.common.numbers import refuse_options_below
+
 MEASURE = r"""
 import json, sys, time
 import torch as th
@@ -69,8 +71,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
-    if min(args.learning_starts, args.steps, args.dqn_steps, args.rounds, args.threads) < 1:
-        parser.error("--learning-starts, --steps, --dqn-steps, --rounds and --threads must be >= 1")
+    options = ("--learning-starts", "--steps", "--dqn-steps", "--rounds", "--threads")
+    refuse_options_below(parser, [(option, getattr(args, option[2:].replace("-", "_")), 1) for option in options])
     for item in args.checkout:
         _, separator, path = item.partition("=")
         if not separator or not os.path.isdir(os.path.join(path, "sb3_muzero")):
