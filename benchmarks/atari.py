@@ -22,7 +22,10 @@ no episode end at a lost life (FIRE is pressed after a lost life, as in training
 
 Prints (and appends to ``<out>/<algo>_<env>_<seed>.jsonl``) one JSON line per evaluation: env steps, mean and
 standard deviation of the scores, the scores, wall seconds since the start (``wall_s``; ``train_s`` leaves the
-evaluations out) and training env steps per second. Progress lines go to stderr at least every 30 seconds.
+evaluations out) and training env steps per second. The algorithm's own training log (SB3's logger: losses, and
+for MuZero the search's root values and policy target entropy) goes to ``<out>/<algo>_<env>_<seed>.log/progress.csv``.
+Progress lines go to stderr at least every 30 seconds. ``--save`` keeps the trained model as ``<out>/<algo>_<env>_<seed>.zip``
+(``python -m sb3_muzero.inspect`` draws a MuZero model's predictions against a real game).
 ``--plot FILE.png DIR`` draws score against env steps for every run in DIR: one colour per algorithm, seeds as
 thin lines, their mean thick.
 """
@@ -47,6 +50,7 @@ from stable_baselines3.common.atari_wrappers import AtariWrapper
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_atari_env, make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import configure
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 
@@ -210,6 +214,8 @@ class EvaluateEvery(BaseCallback):
                 env_steps_per_s=round(self.steps_per_second(), 2),
             )
         )
+        self.logger.record("eval/mean_score", float(np.mean(scores)))
+        self.logger.dump(self.num_timesteps)  # a row of the training log at every evaluation, whatever else dumps
 
 
 def train(args: argparse.Namespace) -> None:
@@ -245,10 +251,14 @@ def train(args: argparse.Namespace) -> None:
     def evaluate_now() -> list[float]:
         return evaluate(model, args.env, args.eval_episodes, eval_seed, args.eval_max_frames)
 
+    model.set_logger(configure(str(path.with_suffix(".log")), ["csv"]))
     callback = EvaluateEvery(args.eval_every, write, evaluate_now)
     model.learn(args.steps, callback=callback)
     if callback.next_eval - args.eval_every < model.num_timesteps:  # the last evaluation was before the end
         callback.run_evaluation()
+    if args.save:
+        model.save(path.with_suffix(".zip"))
+        say(f"saved {path.with_suffix('.zip')}")
 
 
 # ----------------------------------------------------------------------------------------------- plotting
@@ -300,6 +310,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--out", default="atari_runs", help="folder of the JSON-lines files")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="MuZero hyperparameter overrides")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--save", action="store_true", help="save the trained model to <out>/<algo>_<env>_<seed>.zip")
     parser.add_argument("--plot", nargs=2, metavar=("PNG", "DIR"), help="draw the runs in DIR to PNG instead of training")
     args = parser.parse_args(argv)
     if args.plot is None:

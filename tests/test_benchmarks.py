@@ -169,9 +169,13 @@ def test_atari_benchmark_trains_evaluates_whole_games_and_plots(tmp_path):
     benchmark = load_benchmark("atari")
     out = tmp_path / "runs"
     common = ["--steps", "32", "--eval-every", "16", "--eval-episodes", "2", "--eval-max-frames", "400", "--threads", "1"]
-    benchmark.main(["--algo", "muzero", *common, "--out", str(out), "--seed", "3", "--set", *TINY_MUZERO])
+    benchmark.main(["--algo", "muzero", *common, "--out", str(out), "--seed", "3", "--save", "--set", *TINY_MUZERO])
     lines = [json.loads(line) for line in (out / "muzero_BreakoutNoFrameskip-v4_3.jsonl").read_text().splitlines()]
     assert [line["env_steps"] for line in lines] == [16, 32]
+    log = (out / "muzero_BreakoutNoFrameskip-v4_3.log" / "progress.csv").read_text().splitlines()
+    assert "search/policy_target_entropy" in log[0].split(",") and len(log) > 1
+    saved = MuZero.load(out / "muzero_BreakoutNoFrameskip-v4_3.zip", device="cpu")
+    assert saved.num_timesteps == 32
     for line in lines:
         assert len(line["scores"]) == 2 and line["score_mean"] == pytest.approx(np.mean(line["scores"]), abs=0.01)
         assert line["train_s"] <= line["wall_s"] and line["env_steps_per_s"] > 0
