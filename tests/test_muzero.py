@@ -88,10 +88,12 @@ def test_self_play_stores_the_policy_target_of_the_search(algorithm):
     assert np.array_equal(stored, visit_distribution) == (algorithm == "puct")
 
 
-def test_loss_matches_an_explicit_per_step_computation():
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+def test_loss_matches_an_explicit_per_step_computation(smoothing):
+    """With ``policy_target_smoothing`` s the policy targets are (1 - s) * target + s / A where the step has a target."""
     env = make_vec_env(TwoStepChainEnv, n_envs=2, seed=0)
     model = MuZero("MlpPolicy", env, seed=0, num_unroll_steps=2, td_steps=2, value_loss_coef=0.3, reward_loss_coef=0.7,
-                   policy_loss_coef=1.1, **SMALL)  # fmt: skip
+                   policy_loss_coef=1.1, policy_target_smoothing=smoothing, **SMALL)  # fmt: skip
     model.learn(40)
     sample = model.replay_buffer.sample(6, 2, 2, beta=1.0, rng=np.random.default_rng(0), with_bootstrap_observations=True)
     sample = sample._replace(weights=np.linspace(0.2, 1.0, 6).astype(np.float32))
@@ -114,7 +116,10 @@ def test_loss_matches_an_explicit_per_step_computation():
                     total += 0.7 * reward_ce * sample.reward_mask[b, k - 1] / 2
                 value_target = scalar_to_support(th.tensor([float(sample.value_targets[b, k])]), 5)
                 value_ce = -(value_target * th.log_softmax(value_logits, -1)).sum().item()
-                policy_ce = -(th.as_tensor(sample.policy_targets[b, k]) * th.log_softmax(policy_logits[0], -1)).sum().item()
+                target = th.as_tensor(sample.policy_targets[b, k])
+                if sample.policy_mask[b, k] > 0:
+                    target = (1 - smoothing) * target + smoothing / len(target)
+                policy_ce = -(target * th.log_softmax(policy_logits[0], -1)).sum().item()
                 step_scale = 1.0 if k == 0 else 1 / 2
                 total += step_scale * (0.3 * value_ce * sample.value_mask[b, k] + 1.1 * policy_ce * sample.policy_mask[b, k])
             expected += sample.weights[b] * total

@@ -64,6 +64,7 @@ REAL_INTERVALS = dict(
     reward_loss_coef=(0.0, np.inf, False),
     policy_loss_coef=(0.0, np.inf, False),
     consistency_loss_coef=(0.0, np.inf, False),
+    policy_target_smoothing=(0.0, 1.0, False),
     prioritized_replay_alpha=(0.0, np.inf, False),
     prioritized_replay_beta=(0.0, 1.0, False),
     max_grad_norm=(0.0, np.inf, True),
@@ -108,6 +109,10 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
     :param policy_loss_coef: weight of the policy loss
     :param consistency_loss_coef: weight of the self-supervised consistency loss between the latents the dynamics
         predict and the latents of the observations that really followed (EfficientZero); 0 turns it off
+    :param policy_target_smoothing: the policy loss's targets are ``(1 - s) * target + s / A`` (label smoothing over
+        the ``A`` actions), so no action's prior falls far below ``s / A``: against a collapse of the prior when the
+        search's Q values are still noise (with Gumbel's targets ``softmax(logits + sigma(q))`` an action whose
+        logit has collapsed is neither searched nor taught again); 0 trains on the search's targets as they are
     :param augmentation: augmentations of image observations during training: any of "shift" (random shift by
         up to 4 pixels) and "intensity" (random brightness)
     :param optimizer: "adam", "adamw" or "sgd" (with momentum 0.9); ``policy_kwargs["optimizer_class"]`` overrides it
@@ -194,6 +199,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         reward_loss_coef: float = 1.0,
         policy_loss_coef: float = 1.0,
         consistency_loss_coef: float = 0.0,
+        policy_target_smoothing: float = 0.0,
         augmentation: Sequence[str] = (),
         optimizer: str = "adam",
         weight_decay: float = 1e-4,
@@ -262,6 +268,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         self.reward_loss_coef = reward_loss_coef
         self.policy_loss_coef = policy_loss_coef
         self.consistency_loss_coef = consistency_loss_coef
+        self.policy_target_smoothing = policy_target_smoothing
         self.augmentation = check_augmentations(augmentation)
         self.optimizer = optimizer
         self.weight_decay = weight_decay
@@ -635,7 +642,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             raise self._refused_update(sample, value_targets_array, "its value targets are not finite")
         value_targets = to_tensor(value_targets_array)
         value_mask, policy_mask = to_tensor(sample.value_mask), to_tensor(sample.policy_mask)
-        policy_targets, actions = to_tensor(sample.policy_targets), to_tensor(sample.actions)
+        policy_targets, actions = self._smoothed(to_tensor(sample.policy_targets)), to_tensor(sample.actions)
         reward_targets, reward_mask = to_tensor(sample.reward_targets), to_tensor(sample.reward_mask)
 
         # Initial step: the representation of the observation, then the prediction.
@@ -691,6 +698,15 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             "consistency_loss": (weights * consistency_loss).mean().item(),
             "value_error": (predicted_value - value_targets[:, 0]).abs().mean().item(),
         }
+
+    def _smoothed(self, policy_targets: th.Tensor) -> th.Tensor:
+        """The policy targets [B, K+1, A] mixed with the uniform distribution by ``policy_target_smoothing`` (rows of
+        zeros, the masked unroll steps, stay zero)."""
+        if self.policy_target_smoothing == 0:
+            return policy_targets
+        row_sums = policy_targets.sum(dim=-1, keepdim=True)
+        uniform = row_sums / policy_targets.shape[-1]
+        return (1.0 - self.policy_target_smoothing) * policy_targets + self.policy_target_smoothing * uniform
 
     def _refused_update(self, sample: ReplaySample, value_targets: np.ndarray, cause: str) -> FloatingPointError:
         """The error for update ``_n_updates + 1``, which would make the parameters or priorities NaN or infinite
