@@ -173,6 +173,20 @@ def test_model_and_policy_files_written_before_gumbel_load_as_puct(tmp_path):
     assert type(model.policy).load(tmp_path / "earlier_policy.pth").search_settings == model.search_settings
 
 
+def test_policy_target_smoothing_survives_a_save_and_earlier_files_load_without_it(tmp_path):
+    model = MuZero("MlpPolicy", "CartPole-v1", seed=0, policy_target_smoothing=0.15, **SMALL)
+    model.save(tmp_path / "model.zip")
+    assert MuZero.load(tmp_path / "model.zip").policy_target_smoothing == 0.15
+    with zipfile.ZipFile(tmp_path / "model.zip") as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    data = json.loads(members["data"])
+    members["data"] = json.dumps({key: value for key, value in data.items() if key != "policy_target_smoothing"}).encode()
+    with zipfile.ZipFile(tmp_path / "earlier.zip", "w") as archive:
+        for name, contents in members.items():
+            archive.writestr(name, contents)
+    assert MuZero.load(tmp_path / "earlier.zip").policy_target_smoothing == 0.0
+
+
 def test_a_model_loaded_onto_a_new_env_starts_new_episodes_and_keeps_everything_else(tmp_path):
     model = make_run().learn(60)
     model.save(tmp_path / "model.zip")

@@ -207,7 +207,7 @@ def test_the_sampler_samples_what_matters_for_muzero_and_the_converter_reproduce
     trial = study.ask()
     hyperparams = sample_muzero_params(trial, n_actions=2, n_envs=1, additional_args={})
     names = "learning_rate batch_size num_simulations td_steps num_unroll_steps replay_ratio gamma temperature_initial"
-    names += " reanalyse_ratio"
+    names += " reanalyse_ratio policy_target_smoothing"
     assert {*names.split(), "temperature_final", "temperature_fraction"} <= set(hyperparams)
     assert set(hyperparams["policy_kwargs"]) == {"net_arch", "latent_dim"}
     assert convert_muzero_params(trial.params) == hyperparams
@@ -220,20 +220,21 @@ def test_gumbel_and_reanalyse_settings_are_yml_keys(tmp_path):
     section = "CartPole-v1:\n  policy: MlpPolicy\n  n_timesteps: 100\n  search_algorithm: gumbel\n"
     section += "  max_considered_actions: 4\n  gumbel_c_visit: 25.0\n  gumbel_c_scale: 0.2\n  gumbel_min_q_range: 0.5\n"
     section += "  num_simulations: 4\n  reanalyse_ratio: 0.25\n  reanalyse_age_per_td_step: 500\n"
+    section += "  policy_target_smoothing: 0.1\n"
     (tmp_path / "muzero.yml").write_text(section)
     settings = muzero_settings("CartPole-v1", tmp_path / "muzero.yml")
     model = MuZero(settings.policy, "CartPole-v1", **settings.kwargs)
     expected = dict(search_algorithm="gumbel", max_considered_actions=4, gumbel_c_visit=25.0, gumbel_c_scale=0.2,
                     gumbel_min_q_range=0.5)  # fmt: skip
     assert {key: getattr(model.policy.search_settings, key) for key in expected} == expected
-    assert (model.reanalyse_ratio, model.reanalyse_age_per_td_step) == (0.25, 500)
+    assert (model.reanalyse_ratio, model.reanalyse_age_per_td_step, model.policy_target_smoothing) == (0.25, 500, 0.1)
 
 
 @pytest.mark.parametrize("algorithm", ["puct", "gumbel"])
 def test_the_sampler_samples_gumbel_settings_for_gumbel_trials_only(algorithm):
     values = dict(learning_rate=1e-3, batch_size=32, replay_ratio=0.5, num_simulations=8, search_algorithm=algorithm,
-                  num_unroll_steps=3, td_steps=5, reanalyse_ratio=0.5, one_minus_gamma=0.01, temperature_initial=1.0,
-                  temperature_final=0.2, temperature_fraction=0.5, net_arch="small", latent_dim=32,
+                  num_unroll_steps=3, td_steps=5, reanalyse_ratio=0.5, policy_target_smoothing=0.1, one_minus_gamma=0.01,
+                  temperature_initial=1.0, temperature_final=0.2, temperature_fraction=0.5, net_arch="small", latent_dim=32,
                   max_considered_actions=4, gumbel_c_visit=25.0, gumbel_c_scale=0.05, gumbel_min_q_range=0.1)  # fmt: skip
     trial = optuna.trial.FixedTrial(values)
     hyperparams = sample_muzero_params(trial)
@@ -246,6 +247,7 @@ def test_the_sampler_samples_gumbel_settings_for_gumbel_trials_only(algorithm):
         max_considered_actions=16, gumbel_c_visit=50.0, gumbel_c_scale=0.1, gumbel_min_q_range=1.0
     )  # fmt: skip
     assert model.search_settings.search_algorithm == algorithm and model.reanalyse_ratio == 0.5
+    assert model.policy_target_smoothing == 0.1
     assert {key: getattr(model.search_settings, key) for key in gumbel_keys} == expected
 
 

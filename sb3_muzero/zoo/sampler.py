@@ -21,6 +21,7 @@ MAX_CONSIDERED_ACTIONS = (4, 8, 16)
 GUMBEL_C_VISITS = (25.0, 50.0, 100.0)
 TD_STEPS = (5, 10, 20, 50)
 REANALYSE_RATIOS = (0.0, 0.5, 1.0)  # the fraction of each batch whose targets are searched again
+POLICY_TARGET_SMOOTHINGS = (0.0, 0.1, 0.2)  # label smoothing of the policy targets in the loss
 
 
 def sample_muzero_params(
@@ -32,7 +33,7 @@ def sample_muzero_params(
     policy_kwargs: Optional[dict[str, Any]] = None,
 ) -> dict[str, Any]:
     """Sample MuZero's hyperparameters: optimisation, search (PUCT or Gumbel, and Gumbel's settings when it is Gumbel),
-    targets (with the fraction reanalysed), exploration schedule and network size.
+    targets (with the fraction reanalysed and the policy targets' smoothing), exploration schedule and network size.
 
     The first four parameters are rl-zoo3's; outside rl-zoo3, ``sample_muzero_params(trial)`` is enough.
 
@@ -54,6 +55,7 @@ def sample_muzero_params(
         "num_unroll_steps": trial.suggest_int("num_unroll_steps", 3, 10),
         "td_steps": trial.suggest_categorical("td_steps", TD_STEPS),
         "reanalyse_ratio": trial.suggest_categorical("reanalyse_ratio", REANALYSE_RATIOS),
+        "policy_target_smoothing": trial.suggest_categorical("policy_target_smoothing", POLICY_TARGET_SMOOTHINGS),
         "one_minus_gamma": trial.suggest_float("one_minus_gamma", 1e-3, 3e-2, log=True),
         "temperature_initial": trial.suggest_float("temperature_initial", 0.5, 1.5),
         "temperature_final": trial.suggest_float("temperature_final", 0.0, 0.5),
