@@ -257,8 +257,9 @@ def train(args: argparse.Namespace) -> None:
     if callback.next_eval - args.eval_every < model.num_timesteps:  # the last evaluation was before the end
         callback.run_evaluation()
     if args.save:
-        model.save(path.with_suffix(".zip"))
-        say(f"saved {path.with_suffix('.zip')}")
+        model_path = path.with_suffix(".zip")
+        model.save(model_path)
+        say(f"saved {model_path}")
 
 
 # ----------------------------------------------------------------------------------------------- plotting

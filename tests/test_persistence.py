@@ -141,6 +141,19 @@ def test_a_run_reloaded_with_its_own_env_object_continues_bit_identically(tmp_pa
     assert_same_run(reference, resumed)
 
 
+def write_model_file_without(source: pathlib.Path, target: pathlib.Path, keys: tuple[str, ...]) -> dict:
+    """Copy the model file ``source`` to ``target`` without ``keys`` in its data, as a file written before they
+    existed; returns the data of ``source``."""
+    with zipfile.ZipFile(source) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    data = json.loads(members["data"])
+    members["data"] = json.dumps({key: value for key, value in data.items() if key not in keys}).encode()
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, contents in members.items():
+            archive.writestr(name, contents)
+    return data
+
+
 def test_gumbel_settings_survive_model_and_policy_files(tmp_path):
     model = MuZero("MlpPolicy", "CartPole-v1", seed=0, **{**SMALL, **GUMBEL})
     model.save(tmp_path / "model.zip")
@@ -155,14 +168,8 @@ def test_model_and_policy_files_written_before_gumbel_load_as_puct(tmp_path):
     """Files of the format before ``search_algorithm`` existed (without Gumbel's keys) load with the defaults."""
     model = MuZero("MlpPolicy", "CartPole-v1", seed=0, **SMALL)
     model.save(tmp_path / "model.zip")
-    with zipfile.ZipFile(tmp_path / "model.zip") as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    data = json.loads(members["data"])
+    data = write_model_file_without(tmp_path / "model.zip", tmp_path / "earlier.zip", GUMBEL_KEYS)
     assert all(key in data for key in GUMBEL_KEYS)
-    members["data"] = json.dumps({key: value for key, value in data.items() if key not in GUMBEL_KEYS}).encode()
-    with zipfile.ZipFile(tmp_path / "earlier.zip", "w") as archive:
-        for name, contents in members.items():
-            archive.writestr(name, contents)
     loaded = MuZero.load(tmp_path / "earlier.zip")
     assert loaded.search_settings == model.search_settings and loaded.search_algorithm == "puct"
 
@@ -177,13 +184,8 @@ def test_policy_target_smoothing_survives_a_save_and_earlier_files_load_without_
     model = MuZero("MlpPolicy", "CartPole-v1", seed=0, policy_target_smoothing=0.15, **SMALL)
     model.save(tmp_path / "model.zip")
     assert MuZero.load(tmp_path / "model.zip").policy_target_smoothing == 0.15
-    with zipfile.ZipFile(tmp_path / "model.zip") as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    data = json.loads(members["data"])
-    members["data"] = json.dumps({key: value for key, value in data.items() if key != "policy_target_smoothing"}).encode()
-    with zipfile.ZipFile(tmp_path / "earlier.zip", "w") as archive:
-        for name, contents in members.items():
-            archive.writestr(name, contents)
+    assert "policy_target_smoothing" in write_model_file_without(tmp_path / "model.zip", tmp_path / "earlier.zip",
+                                                                 ("policy_target_smoothing",))  # fmt: skip
     assert MuZero.load(tmp_path / "earlier.zip").policy_target_smoothing == 0.0
 
 
