@@ -3,11 +3,13 @@
     python benchmarks/bench_atari_network.py
     python benchmarks/bench_atari_network.py --config "dict(channels=32, num_blocks=1)" \
         --config "dict(encoder='strided', channels=32)" --batch-size 32 --sims 8 --rounds 3
+    python benchmarks/bench_atari_network.py --config "dict(encoder='strided', channels=32, num_blocks=1)" --mixed-precision
 
 For each ``--config`` (``CnnPolicy`` keyword arguments), builds ``MuZero("CnnPolicy", make_atari_vec_env(...))``
 with the ``atari`` section of ``hyperparams/muzero.yml`` (``--set`` overrides), fills its replay with
 ``--fill`` env steps of random play (uniform policy targets), then times, in rounds that alternate between
-the configurations (so that the machine's load falls on all of them alike):
+the configurations (so that the machine's load falls on all of them alike; with ``--mixed-precision`` each
+configuration twice, with ``mixed_precision`` off and on):
 
 - ``gradient_ms``: one gradient step (``_gradient_step`` on a sampled batch of ``--batch-size`` unrolls:
   targets, forward, backward, optimizer step, priorities), median over ``--repeats``;
@@ -43,6 +45,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--mixed-precision", action="store_true", help="time each configuration without and with it")
     args = parser.parse_args()
     if min(args.fill, args.repeats, args.rounds, args.threads) < 1:
         parser.error("--fill, --repeats, --rounds and --threads must be >= 1")
@@ -86,8 +89,10 @@ def main() -> None:
     overrides = parse_overrides(args.set)
     if args.sims:
         overrides["num_simulations"] = args.sims
-    configs = args.config or list(DEFAULT_CONFIGS)
-    models = [build(args.env_id, eval(config, {"dict": dict}), overrides, args.fill) for config in configs]
+    precisions = [False, True] if args.mixed_precision else [overrides.pop("mixed_precision", False)]
+    configs = [(config, mixed) for config in args.config or list(DEFAULT_CONFIGS) for mixed in precisions]
+    models = [build(args.env_id, eval(config, {"dict": dict}), {**overrides, "mixed_precision": mixed}, args.fill)
+              for config, mixed in configs]  # fmt: skip
     timings = [dict(gradient=[], search=[]) for _ in configs]
     for _ in range(args.rounds):
         for model, timing in zip(models, timings):
@@ -111,9 +116,10 @@ def main() -> None:
             search()
             timing["gradient"].append(median_ms(gradient_step, args.repeats))
             timing["search"].append(median_ms(search, args.repeats))
-    for config, model, timing in zip(configs, models, timings):
+    for (config, mixed), model, timing in zip(configs, models, timings):
         line = dict(
             config=config,
+            mixed_precision=mixed,
             gradient_ms=round(statistics.median(timing["gradient"]), 1),
             search_ms=round(statistics.median(timing["search"]), 1),
             batch_size=args.batch_size or model.batch_size,

@@ -69,6 +69,7 @@ def cartpole_model(**kwargs) -> MuZero:
         ("temperature_initial", float("inf"), "temperature_initial must be in [0.0, inf), got inf"),
         ("temperature_final", float("nan"), "temperature_final must be in [0.0, inf), got nan"),
         ("policy_target_smoothing", 1.5, "policy_target_smoothing must be in [0.0, 1.0], got 1.5"),
+        ("mixed_precision", "yes", "mixed_precision must be True or False, got 'yes'"),
         ("learning_rate", -1e-3, "learning_rate gives -0.001 at progress_remaining=1.0: learning rates must be finite"),
         ("learning_rate", LinearSchedule(1e-3, -1e-4, 1.0), "learning_rate gives -0.0001 at progress_remaining=0.0"),
         ("policy_kwargs", dict(net_arch=[0]), "net_arch sizes must be integers >= 1, got [0] for the representation"),

@@ -75,23 +75,67 @@ def test_cnn_policy_trains_with_consistency_loss_and_augmentation_then_saves_and
 
 def test_augmentation_shifts_within_the_padding_and_treats_a_sample_alike():
     th.manual_seed(0)
-    images = th.rand(6, 3, 2, 20, 20) * 255
+    images = th.rand(3, 6, 2, 20, 20) * 255  # time-major: 3 images of each of 6 samples
     shifted = augment(images, ["shift"])
     assert shifted.shape == images.shape and not th.equal(shifted, images)
     for b in range(6):
         # Every image of a sample got the same shift: the same crop of the same padded image.
-        padded = th.nn.functional.pad(images[b].reshape(1, 6, 20, 20), (4,) * 4, mode="replicate")[0]
+        padded = th.nn.functional.pad(images[:, b].reshape(1, 6, 20, 20), (4,) * 4, mode="replicate")[0]
         matches = [
             (dy, dx)
             for dy in range(9)
             for dx in range(9)
-            if th.equal(padded[:, dy : dy + 20, dx : dx + 20], shifted[b].reshape(6, 20, 20))
+            if th.equal(padded[:, dy : dy + 20, dx : dx + 20], shifted[:, b].reshape(6, 20, 20))
         ]
         assert len(matches) == 1
+    th.manual_seed(1)
+    shifted_bytes = augment(images.round().to(th.uint8), ["shift"])
+    th.manual_seed(1)
+    assert shifted_bytes.dtype == th.uint8 and th.equal(shifted_bytes.float(), augment(images.round(), ["shift"]))
     scaled = augment(images, ["intensity"])
-    ratios = (scaled / images).flatten(1)
+    ratios = (scaled / images).transpose(0, 1).flatten(1)
     np.testing.assert_allclose(ratios.min(1).values, ratios.max(1).values, rtol=1e-5)  # one factor per sample
     assert ((ratios[:, 0] >= 0.9 - 1e-6) & (ratios[:, 0] <= 1.1 + 1e-6)).all()
+    th.manual_seed(2)
+    scaled_bytes = augment(images.round().to(th.uint8), ["intensity"])
+    th.manual_seed(2)
+    assert scaled_bytes.dtype == th.float32 and th.equal(scaled_bytes, augment(images.round(), ["intensity"]))
+
+
+def test_mixed_precision_computes_the_losses_in_bfloat16_close_to_float32_and_keeps_float32_parameters(tmp_path):
+    model = MuZero("CnnPolicy", make_vec_env(ImageEnv, n_envs=2, seed=0), num_simulations=4, batch_size=16, learning_starts=16,
+                   num_unroll_steps=2, consistency_loss_coef=2.0, augmentation=("shift", "intensity"), seed=0,
+                   mixed_precision=True, policy_kwargs=TINY_CNN)  # fmt: skip
+    convolutions = [module for module in model.policy.modules() if isinstance(module, th.nn.Conv2d)]
+    assert convolutions and all(conv.weight.is_contiguous(memory_format=th.channels_last) for conv in convolutions)
+    model.learn(40)
+    assert model._n_updates > 0
+    assert all(parameter.dtype == th.float32 for parameter in model.policy.parameters())
+    assert all(state.dtype == th.float32 for group in model.policy.optimizer.state.values() for state in group.values()
+               if isinstance(state, th.Tensor) and state.is_floating_point())  # fmt: skip
+    sample = model.replay_buffer.sample(16, 2, model.td_steps, 1.0, np.random.default_rng(0), with_next_observations=True,
+                                        with_bootstrap_observations=True)  # fmt: skip
+    losses = {}
+    for mixed in (True, False):
+        model.mixed_precision = mixed
+        th.manual_seed(3)  # the same augmentation
+        with model._autocast():
+            losses[mixed] = model._losses(sample)
+    for name in ("value", "reward", "policy", "consistency", "total"):
+        low, full = getattr(losses[True], name), getattr(losses[False], name)
+        assert low.dtype == th.float32
+        np.testing.assert_allclose(low.detach().numpy(), full.detach().numpy(), rtol=0.05, atol=0.02, err_msg=name)
+    assert not th.equal(losses[True].total, losses[False].total)  # bfloat16 did run
+    assert losses[True].value_targets_array.dtype == np.float32
+    model.mixed_precision = True
+    model.save(tmp_path / "mixed")
+    loaded = MuZero.load(tmp_path / "mixed")
+    loaded_convolutions = [module for module in loaded.policy.modules() if isinstance(module, th.nn.Conv2d)]
+    assert loaded.mixed_precision and all(conv.weight.is_contiguous(memory_format=th.channels_last)
+                                          for conv in loaded_convolutions)  # fmt: skip
+    observation = model.observation_space.sample()
+    np.testing.assert_array_equal(loaded.predict(observation, deterministic=True)[0],
+                                  model.predict(observation, deterministic=True)[0])  # fmt: skip
 
 
 def test_augmentation_needs_image_observations():

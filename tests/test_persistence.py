@@ -189,6 +189,15 @@ def test_policy_target_smoothing_survives_a_save_and_earlier_files_load_without_
     assert MuZero.load(tmp_path / "earlier.zip").policy_target_smoothing == 0.0
 
 
+def test_mixed_precision_survives_a_save_and_earlier_files_load_without_it(tmp_path):
+    model = MuZero("MlpPolicy", "CartPole-v1", seed=0, mixed_precision=True, **SMALL)
+    model.save(tmp_path / "model.zip")
+    assert MuZero.load(tmp_path / "model.zip").mixed_precision is True
+    earlier = tmp_path / "earlier.zip"
+    assert "mixed_precision" in write_model_file_without(tmp_path / "model.zip", earlier, ("mixed_precision",))
+    assert MuZero.load(tmp_path / "earlier.zip").mixed_precision is False
+
+
 def test_a_model_loaded_onto_a_new_env_starts_new_episodes_and_keeps_everything_else(tmp_path):
     model = make_run().learn(60)
     model.save(tmp_path / "model.zip")

@@ -3,7 +3,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Optional, TypeVar, Union
 
 import numpy as np
 import torch as th
@@ -14,7 +14,15 @@ from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import is_image_space_channels_first
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, RolloutReturn, Schedule, TrainFreq, TrainFrequencyUnit
+from stable_baselines3.common.type_aliases import (
+    GymEnv,
+    MaybeCallback,
+    PyTorchObs,
+    RolloutReturn,
+    Schedule,
+    TrainFreq,
+    TrainFrequencyUnit,
+)
 from stable_baselines3.common.utils import LinearSchedule, obs_as_tensor, should_collect_more_steps
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStack, VecTransposeImage
 
@@ -75,6 +83,22 @@ INFINITY_ALLOWED = ("max_grad_norm",)  # no clipping
 LEARNING_RATE_CHECKPOINTS = np.linspace(1.0, 0.0, 11)  # progress_remaining where the learning rate is checked
 
 
+class UpdateLosses(NamedTuple):
+    """What the forward passes of one gradient step give: per-sample losses [B] (summed over the unroll), the
+    importance weights [B], the weighted mean loss, the value targets [B, K+1] (array and tensor) and the value the
+    network predicts for the first observation [B]."""
+
+    value: th.Tensor
+    reward: th.Tensor
+    policy: th.Tensor
+    consistency: th.Tensor
+    weights: th.Tensor
+    total: th.Tensor
+    value_targets_array: np.ndarray
+    value_targets: th.Tensor
+    predicted_value: th.Tensor
+
+
 class MuZero(PersistenceMixin, OffPolicyAlgorithm):
     """
     MuZero: planning with a learned model.
@@ -115,6 +139,11 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         logit has collapsed is neither searched nor taught again); 0 trains on the search's targets as they are
     :param augmentation: augmentations of image observations during training: any of "shift" (random shift by
         up to 4 pixels) and "intensity" (random brightness)
+    :param mixed_precision: run the forward passes of the gradient steps (the networks, the target network's bootstrap
+        values, the consistency targets) under ``torch.autocast`` with bfloat16, image networks' weights in channels-last
+        layout; parameters, gradients, optimizer state, losses and targets stay float32, and the search is unchanged.
+        Several times faster convolutions on CPUs with AMX or AVX-512 BF16 (and on GPUs with bfloat16), slower on
+        CPUs without them (see ``benchmarks/bench_atari_network.py``)
     :param optimizer: "adam", "adamw" or "sgd" (with momentum 0.9); ``policy_kwargs["optimizer_class"]`` overrides it
     :param weight_decay: L2 weight decay of the optimizer
     :param max_grad_norm: the maximum norm of the gradients (clipped above it)
@@ -201,6 +230,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         consistency_loss_coef: float = 0.0,
         policy_target_smoothing: float = 0.0,
         augmentation: Sequence[str] = (),
+        mixed_precision: bool = False,
         optimizer: str = "adam",
         weight_decay: float = 1e-4,
         max_grad_norm: float = 5.0,
@@ -270,6 +300,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         self.consistency_loss_coef = consistency_loss_coef
         self.policy_target_smoothing = policy_target_smoothing
         self.augmentation = check_augmentations(augmentation)
+        self.mixed_precision = mixed_precision
         self.optimizer = optimizer
         self.weight_decay = weight_decay
         self.max_grad_norm = max_grad_norm
@@ -359,6 +390,8 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             ):
                 upper = ("inf]" if infinite_ok else "inf)") if high == np.inf else f"{high}]"
                 raise ValueError(f"{name} must be in {'(' if low_open else '['}{low}, {upper}, got {value!r}")
+        if not isinstance(self.mixed_precision, (bool, np.bool_)):
+            raise ValueError(f"mixed_precision must be True or False, got {self.mixed_precision!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Unknown optimizer {self.optimizer!r}; supported: {', '.join(OPTIMIZERS)}")
         if self.on_nonfinite not in NONFINITE_MODES:
@@ -399,7 +432,14 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         self.temperature_schedule = LinearSchedule(self.temperature_initial, self.temperature_final, self.temperature_fraction)
 
     def _make_policy(self) -> MuZeroPolicy:
-        return self.policy_factory()().to(self.device)
+        policy = self.policy_factory()().to(self.device)
+        if self.mixed_precision:
+            policy.to(memory_format=th.channels_last)  # convolution weights only; what bfloat16 convolutions run fastest on
+        return policy
+
+    def _autocast(self) -> th.autocast:
+        """The context of the gradient steps' forward passes: bfloat16 autocast with ``mixed_precision``, else a no-op."""
+        return th.autocast(device_type=self.device.type, dtype=th.bfloat16, enabled=bool(self.mixed_precision))
 
     def policy_factory(self) -> Callable[[], MuZeroPolicy]:
         """A function that builds a new policy of this model's class and settings (on the CPU, untrained); it pickles,
@@ -635,6 +675,32 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
 
     def _gradient_step(self, sample: ReplaySample) -> dict[str, float]:
         """One update on a batch of K-step unrolls, as in the paper's ``update_weights``; returns the losses."""
+        with self._autocast():
+            losses = self._losses(sample)
+        loss, weights = losses.total, losses.weights
+        self.policy.optimizer.zero_grad()
+        loss.backward()
+        gradient_norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+        if not th.isfinite(gradient_norm):
+            self.policy.optimizer.zero_grad()
+            cause = f"its loss is {loss.item():.4g}, its gradients not finite"
+            raise self._refused_update(sample, losses.value_targets_array, cause)
+        self.policy.optimizer.step()
+
+        # Priorities: how far the stored search value was from the value target (MuZero appendix G).
+        value_target_now = losses.value_targets_array[:, 0]
+        self.replay_buffer.update_priorities(sample.slots, sample.root_values - value_target_now)
+        return {
+            "loss": loss.item(),
+            "value_loss": (weights * losses.value).mean().item(),
+            "reward_loss": (weights * losses.reward).mean().item(),
+            "policy_loss": (weights * losses.policy).mean().item(),
+            "consistency_loss": (weights * losses.consistency).mean().item(),
+            "value_error": (losses.predicted_value - losses.value_targets[:, 0]).abs().mean().item(),
+        }
+
+    def _losses(self, sample: ReplaySample) -> "UpdateLosses":
+        """The forward passes of one update, and its losses."""
         observations, next_observations = self._training_observations(sample)
         to_tensor = lambda array: th.as_tensor(array, device=self.device)  # noqa: E731
         value_targets_array = self._value_targets(sample)
@@ -679,25 +745,8 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             + self.consistency_loss_coef * consistency_loss
         )
         loss = (weights * per_sample).mean()
-        self.policy.optimizer.zero_grad()
-        loss.backward()
-        gradient_norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-        if not th.isfinite(gradient_norm):
-            self.policy.optimizer.zero_grad()
-            raise self._refused_update(sample, value_targets_array, f"its loss is {loss.item():.4g}, its gradients not finite")
-        self.policy.optimizer.step()
-
-        # Priorities: how far the stored search value was from the value target (MuZero appendix G).
-        value_target_now = to_numpy(value_targets[:, 0])
-        self.replay_buffer.update_priorities(sample.slots, sample.root_values - value_target_now)
-        return {
-            "loss": loss.item(),
-            "value_loss": (weights * value_loss).mean().item(),
-            "reward_loss": (weights * reward_loss).mean().item(),
-            "policy_loss": (weights * policy_loss).mean().item(),
-            "consistency_loss": (weights * consistency_loss).mean().item(),
-            "value_error": (predicted_value - value_targets[:, 0]).abs().mean().item(),
-        }
+        return UpdateLosses(value_loss, reward_loss, policy_loss, consistency_loss, weights, loss, value_targets_array,
+                            value_targets, predicted_value)  # fmt: skip
 
     def _smoothed(self, policy_targets: th.Tensor) -> th.Tensor:
         """The policy targets [B, K+1, A] mixed with the uniform distribution by ``policy_target_smoothing`` (rows of
@@ -725,29 +774,30 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             "Scale or clip the env's rewards (e.g. a gymnasium TransformReward wrapper)."
         )
 
-    def _training_observations(self, sample: ReplaySample) -> tuple[th.Tensor, Optional[th.Tensor]]:
-        """The sampled observations [B, ...] and, for the consistency loss, the next ones [B, K, ...], as tensors
-        (normalized by VecNormalize if the env has one; augmented together if augmentation is on)."""
+    def _training_observations(self, sample: ReplaySample) -> tuple[PyTorchObs, Optional[PyTorchObs]]:
+        """The sampled observations [B, ...] and, for the consistency loss, the next ones time-major [K, B, ...], as
+        tensors (normalized by VecNormalize if the env has one; augmented together if augmentation is on)."""
         observations = obs_as_tensor(self._normalize_observations(sample.observations), self.device)
         next_observations = None
         if self.consistency_loss_coef > 0:
-            next_observations = obs_as_tensor(self._normalize_observations(sample.next_observations), self.device)
-        if self.augmentation:
-            sequence = observations.unsqueeze(1)
+            next_batch_major = obs_as_tensor(self._normalize_observations(sample.next_observations), self.device)
+            next_observations = map_observations(next_batch_major, lambda tensor: tensor.transpose(0, 1))
+        if self.augmentation:  # Box images only: tensors
+            sequence = observations.unsqueeze(0)
             if next_observations is not None:
-                sequence = th.cat([sequence, next_observations], dim=1)
-            sequence = augment(sequence, self.augmentation)
-            observations, next_observations = sequence[:, 0], (sequence[:, 1:] if next_observations is not None else None)
+                sequence = th.cat([sequence, next_observations])  # [1 + K, B, C, H, W], contiguous
+            sequence = augment(sequence, self.augmentation, dtype=th.bfloat16 if self.mixed_precision else th.float32)
+            observations, next_observations = sequence[0], (sequence[1:] if next_observations is not None else None)
         return observations, next_observations
 
-    def _encode(self, next_observations: Union[th.Tensor, dict[str, th.Tensor]]) -> list[th.Tensor]:
-        """The latents (without gradient) of observations [B, K, ...] (or a dict of those), as K tensors [B, ...]."""
-        parts = next_observations if isinstance(next_observations, dict) else {"": next_observations}
-        batch, steps = next(iter(parts.values())).shape[:2]
-        flat = {key: value.reshape(batch * steps, *value.shape[2:]) for key, value in parts.items()}
+    def _encode(self, next_observations: PyTorchObs) -> list[th.Tensor]:
+        """The latents (without gradient) of observations [K, B, ...] (or a dict of those), as K tensors [B, ...]."""
+        first = next(iter(next_observations.values())) if isinstance(next_observations, dict) else next_observations
+        steps, batch = first.shape[:2]
+        flat = map_observations(next_observations, lambda tensor: tensor.reshape(steps * batch, *tensor.shape[2:]))
         with th.no_grad():
-            latents = self.policy.represent(flat if isinstance(next_observations, dict) else flat[""])
-        return list(latents.view(batch, steps, *latents.shape[1:]).unbind(1))
+            latents = self.policy.represent(flat)
+        return list(latents.view(steps, batch, *latents.shape[1:]).unbind(0))
 
     def _value_targets(self, sample: ReplaySample) -> np.ndarray:
         """[B, K+1] n-step value targets, bootstrapped from the target network when there is one."""
@@ -766,6 +816,13 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         if self._vec_normalize_env is None:
             return observations
         return self._vec_normalize_env.normalize_obs(observations)
+
+
+def map_observations(observations: PyTorchObs, function: Callable[[th.Tensor], th.Tensor]) -> PyTorchObs:
+    """``function`` applied to a tensor of observations, or to each part of a dict of them."""
+    if isinstance(observations, dict):
+        return {key: function(value) for key, value in observations.items()}
+    return function(observations)
 
 
 def warn_if_no_gpu(device: Union[th.device, str]) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import (
     BaseFeaturesExtractor,
     CombinedExtractor,
@@ -226,6 +227,15 @@ class MuZeroPolicy(BasePolicy):
         )
         return self.latent_dim
 
+    def extract_features(self, obs: PyTorchObs, features_extractor: BaseFeaturesExtractor) -> th.Tensor:
+        """SB3's ``extract_features``; images are divided by 255 as float32, or straight in the lower precision of an
+        enclosing ``torch.autocast`` (which the first layer would cast them to), in one new tensor."""
+        if isinstance(obs, th.Tensor) and self.normalize_images and is_image_space(self.observation_space):
+            device_type = obs.device.type
+            dtype = th.get_autocast_dtype(device_type) if th.is_autocast_enabled(device_type) else th.float32
+            return features_extractor(obs.to(dtype, copy=True).mul_(1.0 / 255.0))
+        return super().extract_features(obs, features_extractor)
+
     def represent(self, obs: PyTorchObs) -> th.Tensor:
         """h: observations -> latent states [B, ...] scaled to [0, 1]."""
         return scale_latent(self.representation(self.extract_features(obs, self.features_extractor)))
@@ -249,20 +259,21 @@ class MuZeroPolicy(BasePolicy):
         prediction = self.projection(predicted_latent.flatten(1), with_predictor=True)
         with th.no_grad():
             target = self.projection(encoded_latent.flatten(1), with_predictor=False)
-        return -nn.functional.cosine_similarity(prediction, target, dim=-1)
+        return -nn.functional.cosine_similarity(prediction.float(), target.float(), dim=-1)
 
     def to_scalar(self, outputs: th.Tensor) -> th.Tensor:
-        """Value or reward head outputs [B, V] -> scalars [B]."""
+        """Value or reward head outputs [B, V] -> scalars [B] (float32; float64 for float64 outputs)."""
         if self.value_representation == "categorical":
             return support_to_scalar(outputs, self.support_size)
-        return h_inverse(outputs.squeeze(-1))
+        scalars = outputs.squeeze(-1)
+        return h_inverse(scalars if scalars.dtype == th.float64 else scalars.float())
 
     def head_loss(self, outputs: th.Tensor, targets: th.Tensor) -> th.Tensor:
         """Per-sample loss of value or reward head outputs [B, V] against scalar targets [B]: cross-entropy with the
         two-hot targets, or squared error in ``h`` space."""
         if self.value_representation == "categorical":
             return cross_entropy(outputs, scalar_to_support(targets, self.support_size))
-        return (outputs.squeeze(-1) - h(targets)) ** 2
+        return (outputs.squeeze(-1).to(targets.dtype) - h(targets)) ** 2
 
     # --- acting ----------------------------------------------------------------------------------------
 

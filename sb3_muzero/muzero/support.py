@@ -39,6 +39,8 @@ def scalar_to_support(x: th.Tensor, support_size: int) -> th.Tensor:
 
 
 def support_to_scalar(logits: th.Tensor, support_size: int) -> th.Tensor:
-    """The scalar a categorical prediction stands for: ``h^-1`` of its mean.  ``[..., 2S+1] -> [...]``"""
+    """The scalar a categorical prediction stands for: ``h^-1`` of its mean, in float32 (or float64 for float64
+    logits, whatever the logits' lower precision).  ``[..., 2S+1] -> [...]``"""
+    logits = logits if logits.dtype == th.float64 else logits.float()
     atoms = th.arange(-support_size, support_size + 1, dtype=logits.dtype, device=logits.device)
     return h_inverse((th.softmax(logits, dim=-1) * atoms).sum(-1))
