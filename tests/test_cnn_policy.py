@@ -138,6 +138,13 @@ def test_mixed_precision_computes_the_losses_in_bfloat16_close_to_float32_and_ke
                                   model.predict(observation, deterministic=True)[0])  # fmt: skip
 
 
+def test_mixed_precision_is_refused_at_construction_where_the_device_has_no_bfloat16_autocast(monkeypatch):
+    monkeypatch.setattr(th.amp, "is_autocast_available", lambda device_type: False)
+    with pytest.raises(ValueError, match="mixed_precision=True needs bfloat16 autocast on the device, which cpu does not"):
+        MuZero("CnnPolicy", make_vec_env(ImageEnv, n_envs=1), device="cpu", mixed_precision=True, policy_kwargs=TINY_CNN)
+    MuZero("CnnPolicy", make_vec_env(ImageEnv, n_envs=1), device="cpu", mixed_precision=False, policy_kwargs=TINY_CNN)
+
+
 def test_augmentation_needs_image_observations():
     with pytest.raises(ValueError, match="needs image observations"):
         MuZero("MlpPolicy", make_vec_env("CartPole-v1", n_envs=1), augmentation=("shift",))

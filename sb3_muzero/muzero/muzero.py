@@ -1,3 +1,4 @@
+import contextlib
 import functools
 import math
 import time
@@ -422,6 +423,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             self.replay_buffer = MuZeroReplayBuffer(
                 self.buffer_size, self.observation_space, self.action_space, gamma=self.gamma, **replay_kwargs
             )
+        self._check_mixed_precision()
         self.policy = self._make_policy()
         self.policy.search_rng = self.search_rng
         if self.target_update_interval > 0:
@@ -437,9 +439,25 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             policy.to(memory_format=th.channels_last)  # convolution weights only; what bfloat16 convolutions run fastest on
         return policy
 
-    def _autocast(self) -> th.autocast:
-        """The context of the gradient steps' forward passes: bfloat16 autocast with ``mixed_precision``, else a no-op."""
-        return th.autocast(device_type=self.device.type, dtype=th.bfloat16, enabled=bool(self.mixed_precision))
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """The context of the gradient steps' forward passes: bfloat16 autocast with ``mixed_precision``, else a no-op.
+        Without autocast's weight cache, so that a weight first cast under ``no_grad`` (the consistency targets) still
+        gets its gradient where it is used with one."""
+        if not self.mixed_precision:
+            return contextlib.nullcontext()
+        return th.autocast(device_type=self.device.type, dtype=th.bfloat16, cache_enabled=False)
+
+    def _check_mixed_precision(self) -> None:
+        """``mixed_precision`` needs bfloat16 autocast on the model's device: refused at construction, not at the first
+        gradient step."""
+        if not self.mixed_precision:
+            return
+        device_type = self.device.type
+        if not th.amp.is_autocast_available(device_type) or (device_type == "cuda" and not th.cuda.is_bf16_supported()):
+            raise ValueError(
+                f"mixed_precision=True needs bfloat16 autocast on the device, which {self.device} does not support; "
+                "use mixed_precision=False"
+            )
 
     def policy_factory(self) -> Callable[[], MuZeroPolicy]:
         """A function that builds a new policy of this model's class and settings (on the CPU, untrained); it pickles,

@@ -233,7 +233,7 @@ class MuZeroPolicy(BasePolicy):
         if isinstance(obs, th.Tensor) and self.normalize_images and is_image_space(self.observation_space):
             device_type = obs.device.type
             dtype = th.get_autocast_dtype(device_type) if th.is_autocast_enabled(device_type) else th.float32
-            return features_extractor(obs.to(dtype, copy=True).mul_(1.0 / 255.0))
+            return features_extractor(obs.to(dtype, copy=True).div_(255.0))
         return super().extract_features(obs, features_extractor)
 
     def represent(self, obs: PyTorchObs) -> th.Tensor:
