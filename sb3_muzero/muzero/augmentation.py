@@ -31,9 +31,9 @@ def augment(images: th.Tensor, names: Sequence[str], dtype: th.dtype = th.float3
     Shifting before the conversion to float moves a quarter of the bytes. The results are those of shifting and
     scaling float images.
     """
-    steps, batch, channels, height, width = images.shape
+    batch = images.shape[1]
     if "shift" in names:
-        images = _random_shift(images.reshape(steps, batch, channels, height, width))
+        images = _random_shift(images)
     if "intensity" in names:
         noise = th.randn(1, batch, 1, 1, 1, device=images.device).clamp(-2.0, 2.0)
         images = images.to(dtype, copy=True).mul_((1.0 + INTENSITY_SCALE * noise).to(dtype))  # a new tensor, scaled in place
