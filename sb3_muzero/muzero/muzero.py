@@ -36,7 +36,7 @@ from sb3_muzero.muzero.augmentation import augment, check_augmentations
 from sb3_muzero.muzero.latent import scale_gradient
 from sb3_muzero.muzero.losses import cross_entropy
 from sb3_muzero.muzero.persistence import PersistenceMixin
-from sb3_muzero.muzero.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, MuZeroPolicy
+from sb3_muzero.muzero.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, MuZeroPolicy, computation_dtype
 from sb3_muzero.muzero.reanalyse import reanalyse
 from sb3_muzero.muzero.self_play import make_transition, policy_entropy, search_step
 from sb3_muzero.muzero.support import h_inverse
@@ -393,6 +393,11 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
                 raise ValueError(f"{name} must be in {'(' if low_open else '['}{low}, {upper}, got {value!r}")
         if not isinstance(self.mixed_precision, (bool, np.bool_)):
             raise ValueError(f"mixed_precision must be True or False, got {self.mixed_precision!r}")
+        if self.mixed_precision and not bfloat16_autocast_available(self.device):
+            raise ValueError(
+                f"mixed_precision=True needs bfloat16 autocast on the device, which {self.device} does not support; "
+                "use mixed_precision=False"
+            )
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Unknown optimizer {self.optimizer!r}; supported: {', '.join(OPTIMIZERS)}")
         if self.on_nonfinite not in NONFINITE_MODES:
@@ -423,7 +428,6 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             self.replay_buffer = MuZeroReplayBuffer(
                 self.buffer_size, self.observation_space, self.action_space, gamma=self.gamma, **replay_kwargs
             )
-        self._check_mixed_precision()
         self.policy = self._make_policy()
         self.policy.search_rng = self.search_rng
         if self.target_update_interval > 0:
@@ -446,18 +450,6 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         if not self.mixed_precision:
             return contextlib.nullcontext()
         return th.autocast(device_type=self.device.type, dtype=th.bfloat16, cache_enabled=False)
-
-    def _check_mixed_precision(self) -> None:
-        """``mixed_precision`` needs bfloat16 autocast on the model's device: refused at construction, not at the first
-        gradient step."""
-        if not self.mixed_precision:
-            return
-        device_type = self.device.type
-        if not th.amp.is_autocast_available(device_type) or (device_type == "cuda" and not th.cuda.is_bf16_supported()):
-            raise ValueError(
-                f"mixed_precision=True needs bfloat16 autocast on the device, which {self.device} does not support; "
-                "use mixed_precision=False"
-            )
 
     def policy_factory(self) -> Callable[[], MuZeroPolicy]:
         """A function that builds a new policy of this model's class and settings (on the CPU, untrained); it pickles,
@@ -717,7 +709,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             "value_error": (losses.predicted_value - losses.value_targets[:, 0]).abs().mean().item(),
         }
 
-    def _losses(self, sample: ReplaySample) -> "UpdateLosses":
+    def _losses(self, sample: ReplaySample) -> UpdateLosses:
         """The forward passes of one update, and its losses."""
         observations, next_observations = self._training_observations(sample)
         to_tensor = lambda array: th.as_tensor(array, device=self.device)  # noqa: E731
@@ -804,7 +796,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             sequence = observations.unsqueeze(0)
             if next_observations is not None:
                 sequence = th.cat([sequence, next_observations])  # [1 + K, B, C, H, W], contiguous
-            sequence = augment(sequence, self.augmentation, dtype=th.bfloat16 if self.mixed_precision else th.float32)
+            sequence = augment(sequence, self.augmentation, dtype=computation_dtype(self.device.type))
             observations, next_observations = sequence[0], (sequence[1:] if next_observations is not None else None)
         return observations, next_observations
 
@@ -841,6 +833,13 @@ def map_observations(observations: PyTorchObs, function: Callable[[th.Tensor], t
     if isinstance(observations, dict):
         return {key: function(value) for key, value in observations.items()}
     return function(observations)
+
+
+def bfloat16_autocast_available(device: th.device) -> bool:
+    """Whether ``torch.autocast`` with bfloat16 runs on ``device`` (what ``mixed_precision`` needs)."""
+    if not th.amp.is_autocast_available(device.type):
+        return False
+    return device.type != "cuda" or th.cuda.is_bf16_supported()
 
 
 def warn_if_no_gpu(device: Union[th.device, str]) -> None:

@@ -28,12 +28,18 @@ from sb3_muzero.mcts import RecurrentOutput, RootInput, SearchResult, SearchSett
 from sb3_muzero.muzero.latent import scale_latent
 from sb3_muzero.muzero.losses import cross_entropy
 from sb3_muzero.muzero.residual import ENCODERS, ResidualDynamics, ResidualPrediction
-from sb3_muzero.muzero.support import h, h_inverse, scalar_to_support, support_to_scalar
+from sb3_muzero.muzero.support import at_least_float32, h, h_inverse, scalar_to_support, support_to_scalar
 
 VALUE_REPRESENTATIONS = ("categorical", "scalar")
 PLAIN_ARGUMENTS = "plain_data"  # the constructor arguments in a policy file, as plain JSON
 # Values and rewards beyond h^-1(support_size) are clipped to the support; MuZero's Atari network uses 300.
 MAX_SUPPORT_SIZE = 10_000
+
+
+def computation_dtype(device_type: str) -> th.dtype:
+    """The float type inputs are computed in on ``device_type``: the lower precision of an enclosing
+    ``torch.autocast`` (what its first layer would cast them to), else float32."""
+    return th.get_autocast_dtype(device_type) if th.is_autocast_enabled(device_type) else th.float32
 
 
 def support_size_message(support_size: int) -> str:
@@ -231,9 +237,7 @@ class MuZeroPolicy(BasePolicy):
         """SB3's ``extract_features``; images are divided by 255 as float32, or straight in the lower precision of an
         enclosing ``torch.autocast`` (which the first layer would cast them to), in one new tensor."""
         if isinstance(obs, th.Tensor) and self.normalize_images and is_image_space(self.observation_space):
-            device_type = obs.device.type
-            dtype = th.get_autocast_dtype(device_type) if th.is_autocast_enabled(device_type) else th.float32
-            return features_extractor(obs.to(dtype, copy=True).div_(255.0))
+            return features_extractor(obs.to(computation_dtype(obs.device.type), copy=True).div_(255.0))
         return super().extract_features(obs, features_extractor)
 
     def represent(self, obs: PyTorchObs) -> th.Tensor:
@@ -265,8 +269,7 @@ class MuZeroPolicy(BasePolicy):
         """Value or reward head outputs [B, V] -> scalars [B] (float32; float64 for float64 outputs)."""
         if self.value_representation == "categorical":
             return support_to_scalar(outputs, self.support_size)
-        scalars = outputs.squeeze(-1)
-        return h_inverse(scalars if scalars.dtype == th.float64 else scalars.float())
+        return h_inverse(at_least_float32(outputs.squeeze(-1)))
 
     def head_loss(self, outputs: th.Tensor, targets: th.Tensor) -> th.Tensor:
         """Per-sample loss of value or reward head outputs [B, V] against scalar targets [B]: cross-entropy with the

@@ -11,6 +11,11 @@ import torch as th
 EPSILON = 0.001
 
 
+def at_least_float32(tensor: th.Tensor) -> th.Tensor:
+    """``tensor`` as float32, or as it is if it is float64 (lower precisions, such as autocast's bfloat16, go up)."""
+    return tensor if tensor.dtype == th.float64 else tensor.float()
+
+
 def h(x: th.Tensor) -> th.Tensor:
     """The squashing transform h(x) = sign(x) (sqrt(|x| + 1) - 1) + eps x."""
     return th.sign(x) * (th.sqrt(th.abs(x) + 1) - 1) + EPSILON * x
@@ -41,6 +46,6 @@ def scalar_to_support(x: th.Tensor, support_size: int) -> th.Tensor:
 def support_to_scalar(logits: th.Tensor, support_size: int) -> th.Tensor:
     """The scalar a categorical prediction stands for: ``h^-1`` of its mean, in float32 (or float64 for float64
     logits, whatever the logits' lower precision).  ``[..., 2S+1] -> [...]``"""
-    logits = logits if logits.dtype == th.float64 else logits.float()
+    logits = at_least_float32(logits)
     atoms = th.arange(-support_size, support_size + 1, dtype=logits.dtype, device=logits.device)
     return h_inverse((th.softmax(logits, dim=-1) * atoms).sum(-1))
