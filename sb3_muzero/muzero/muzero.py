@@ -27,6 +27,7 @@ from stable_baselines3.common.type_aliases import (
 from stable_baselines3.common.utils import LinearSchedule, obs_as_tensor, should_collect_more_steps
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStack, VecTransposeImage
 
+from sb3_muzero.common.denormals import denormals_flushed
 from sb3_muzero.common.interrupts import interrupts_deferred
 from sb3_muzero.common.nonfinite import NONFINITE_MODES
 from sb3_muzero.common.numbers import is_int
@@ -536,7 +537,20 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfMuZero:
-        """SB3's ``learn``; with ``actors > 0``, the envs are stepped by Ray actors for the length of this call."""
+        """SB3's ``learn``; with ``actors > 0``, the envs are stepped by Ray actors for the length of this call.
+        Float32 denormals are flushed to 0 on the calling thread meanwhile (:mod:`sb3_muzero.common.denormals`)."""
+        with denormals_flushed():
+            return self._learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
+
+    def _learn(
+        self: SelfMuZero,
+        total_timesteps: Union[int, float],
+        callback: MaybeCallback,
+        log_interval: int,
+        tb_log_name: str,
+        reset_num_timesteps: bool,
+        progress_bar: bool,
+    ) -> SelfMuZero:
         learn = functools.partial(
             super().learn,
             total_timesteps=int(total_timesteps),
