@@ -223,3 +223,18 @@ def test_reanalyse_benchmark_rejects_bad_arguments_before_building_a_model(monke
     benchmark = load_benchmark("bench_reanalyse")
     monkeypatch.setattr(benchmark, "build", lambda *args: pytest.fail("built a model despite a bad argument"))
     assert_main_refuses(benchmark, argv, message, monkeypatch, capsys)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--env-steps", "100"], "--env-steps must be >= 500, got 100"),
+        (["--checkout", "before"], "--checkout takes NAME=PATH with an existing folder, got 'before'"),
+        (["--checkout", "before=/no/such/folder"], "--checkout takes NAME=PATH with an existing folder"),
+    ],
+)
+def test_training_pace_rejects_bad_arguments_before_training(monkeypatch, capsys, argv, message):
+    benchmark = load_benchmark("training_pace")
+    monkeypatch.setattr(benchmark, "measure", lambda *args: pytest.fail("trained despite a bad argument"))
+    monkeypatch.setattr(benchmark.subprocess, "run", lambda *args, **kwargs: pytest.fail("ran a checkout"))
+    assert_main_refuses(benchmark, argv, message, monkeypatch, capsys)
