@@ -2,7 +2,7 @@
 
 Training drives some numbers that far down (Adam's second moments of weights that stop receiving gradient, the
 activations and gradients that follow), and on x86 CPUs every arithmetic operation that meets a denormal takes a
-slow path: on CartPole-v1 a gradient step became 4 to 5 times slower after 2,000 env steps (benchmarks/RESULTS.md,
+slow path: on CartPole-v1 training became about 5 times slower by 3,500 env steps (benchmarks/RESULTS.md,
 "Denormal numbers"). Flushing them to 0 changes results by less than 1.2e-38 per number.
 """
 
