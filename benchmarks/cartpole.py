@@ -4,7 +4,7 @@
     python benchmarks/cartpole.py --seeds 3 --variant puct50 \
         --variant gumbel8 search_algorithm=gumbel num_simulations=8 \
         --variant gumbel2 search_algorithm=gumbel num_simulations=2
-    python benchmarks/cartpole.py --seeds 5 --variant stored --variant reanalyse reanalyse_ratio=1.0
+    python benchmarks/cartpole.py --seeds 3 --variant stored --variant reanalyse reanalyse_ratio=1.0 n_timesteps=3000
 
 Trains one model per seed and evaluates it deterministically (10 episodes, ``predict(deterministic=True)``)
 every 1,000 env steps. Torch runs on one thread (``--threads``): the networks are small, and more threads only
@@ -18,6 +18,8 @@ evaluation >= 475, or with ``--full-budget`` at the end of the whole budget (the
 variant, the variants taking turns (seed 0 of each, then seed 1 of each, ...), so that a slower or busier moment of
 the machine falls on all of them alike; each run's line names its variant, and a summary line per variant follows.
 A variant's settings go on top of the section and of ``--set``; a variant without settings is the section itself.
+``n_timesteps=N`` in a variant is that variant's budget (instead of ``--n-timesteps``), not a MuZero setting: a costly
+variant can stop where it could no longer meet its goal while the others run to the end.
 """
 
 import argparse
@@ -139,11 +141,16 @@ def main() -> None:
         variant_overrides = {name: parse_overrides(items) for name, items in variants.items()}
     except ValueError as error:
         parser.error(str(error))
+    budgets = {name: overrides.pop("n_timesteps", args.n_timesteps) for name, overrides in variant_overrides.items()}
+    for name, budget in budgets.items():
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+            parser.error(f"n_timesteps of --variant {name!r} must be a positive integer, got {budget!r}")
+    variant_overrides = {name: {**common, **overrides} for name, overrides in variant_overrides.items()}
     th.set_num_threads(args.threads)
     results: dict[str, list[dict]] = {name: [] for name in variants}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for name, items in variants.items():
-            result = run(seed, not args.full_budget, {**common, **variant_overrides[name]}, args.n_timesteps)
+            result = run(seed, not args.full_budget, variant_overrides[name], budgets[name])
             results[name].append(result)
             print(json.dumps({"variant": name, "settings": items, **result}), flush=True)
     for name, runs in results.items():

@@ -16,6 +16,7 @@ from stable_baselines3.common.preprocessing import get_flattened_obs_dim
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from sb3_muzero import MuZero
+from sb3_muzero.mcts import driver
 from sb3_muzero.muzero import reanalyse as reanalyse_module
 from sb3_muzero.muzero.reanalyse import kl_divergence, reanalysed_rows, value_horizons
 from sb3_muzero.replay import ReplaySample
@@ -61,9 +62,20 @@ def sample_of(model: MuZero, seed: int = 0) -> ReplaySample:
 
 
 def direct_search(policy, model: MuZero, slot: int):
-    """The search from one stored position, alone, without noise: the obviously right oracle."""
+    """The search from one stored position, alone, with the noise reanalyse uses: the obviously right oracle."""
     observation = th.as_tensor(model.replay_buffer.observations_at(np.array([slot])))
-    return policy.run_search(observation, temperature=0.0, add_noise=False)
+    return policy.run_search(observation, temperature=0.0, add_noise=model.reanalyse_noise)
+
+
+def same_noise_everywhere(monkeypatch) -> None:
+    """Every root's Dirichlet noise the same row, so that a search of one position gets what it got in the batch."""
+
+    def fixed_noise(rng, alpha, legal):
+        noise = np.zeros(legal.shape)
+        noise[:, -1] = 1.0  # all of it on the last action (legal in these tests)
+        return noise
+
+    monkeypatch.setattr(driver, "dirichlet_noise", fixed_noise)
 
 
 def expected_value_targets(model: MuZero, slot: int, horizon: int) -> np.ndarray:
@@ -80,10 +92,14 @@ def expected_value_targets(model: MuZero, slot: int, horizon: int) -> np.ndarray
 
 @pytest.mark.parametrize("algorithm", ["puct", "gumbel"])
 @pytest.mark.parametrize("target_update_interval", [1000, 0], ids=["target_network", "no_target_network"])
-def test_reanalysed_targets_equal_direct_searches_of_the_same_positions(algorithm, target_update_interval):
+@pytest.mark.parametrize("noise", [True, False], ids=["noise", "no_noise"])
+def test_reanalysed_targets_equal_direct_searches_of_the_same_positions(algorithm, target_update_interval, noise,
+                                                                         monkeypatch):  # fmt: skip
     policy_kwargs = dict(SMALL["policy_kwargs"], features_extractor_class=PrecisionFlatten)
     model = in_float64(trained_model(search_algorithm=algorithm, target_update_interval=target_update_interval,
-                                     policy_kwargs=policy_kwargs))  # fmt: skip
+                                     policy_kwargs=policy_kwargs, reanalyse_noise=noise,
+                                     root_exploration_fraction=0.75))  # enough noise to move 8 simulations' visits; fmt: skip
+    same_noise_everywhere(monkeypatch)
     replay = model.replay_buffer
     replay.stored_at_update[: replay.size] = np.random.default_rng(1).integers(0, model._n_updates + 1, replay.size)
     sample = sample_of(model)
@@ -94,10 +110,15 @@ def test_reanalysed_targets_equal_direct_searches_of_the_same_positions(algorith
     ages = model._n_updates - replay.stored_at_update[sample.slots]
     horizons = np.clip(model.td_steps - ages // model.reanalyse_age_per_td_step, 1, model.td_steps)
     assert len(set(horizons[rows])) > 2  # the correction shortens the horizons of older samples
+    moved_by_noise = 0
     for b in rows:
         for k, slot in enumerate(sample.unroll_slots[b]):
             expected = direct_search(model.policy, model, int(slot)).policy_target[0] if slot >= 0 else 0.0
             np.testing.assert_allclose(fresh.policy_targets[b, k], expected, atol=1e-7, err_msg=f"row {b}, step {k}")
+            if slot >= 0 and noise and algorithm == "puct":
+                model.reanalyse_noise = False
+                moved_by_noise += not np.allclose(direct_search(model.policy, model, int(slot)).policy_target[0], expected)
+                model.reanalyse_noise = True
         value_targets = expected_value_targets(model, int(sample.slots[b]), int(horizons[b]))
         np.testing.assert_allclose(fresh.value_targets[b], value_targets, rtol=1e-6, atol=1e-6, err_msg=f"row {b}")
     for name in ("value_mask", "policy_mask", "reward_targets", "actions", "weights", "slots", "unroll_slots"):
@@ -112,6 +133,7 @@ def test_reanalysed_targets_equal_direct_searches_of_the_same_positions(algorith
     moved = np.abs(fresh.value_targets[rows] - sample.value_targets[rows])[sample.value_mask[rows] > 0].mean()
     assert stats["reanalyse_value_change"] == pytest.approx(moved) and moved > 0
     assert stats["reanalyse_td_steps"] == pytest.approx(horizons[rows].mean())
+    assert (moved_by_noise > 0) == (noise and algorithm == "puct")  # the oracle tells a search with noise from one without
 
 
 def test_every_position_of_the_batch_goes_through_one_search(monkeypatch):
@@ -142,8 +164,9 @@ def fresh_bootstrap_slots(model: MuZero, sample: ReplaySample) -> np.ndarray:
     return slots[slots >= 0]
 
 
-def test_reanalysing_draws_nothing_from_the_runs_generators_and_logs_what_it_did(tmp_path):
-    """Reanalysing every row (ratio 1) or none (ratio 0) draws the same random numbers; only the training differs."""
+def test_reanalysing_draws_only_its_noise_and_logs_what_it_did(tmp_path):
+    """Reanalysing every row (ratio 1) or none (ratio 0) draws the same random numbers from the acting search's and the
+    replay's generators; only the training, and reanalyse's own noise generator, differ."""
     without = trained_model(reanalyse_ratio=0.0)
     env = make_vec_env("CartPole-v1", n_envs=2, seed=0, env_kwargs=dict(max_episode_steps=15))
     with_reanalyse = MuZero("MlpPolicy", env, seed=0, **{**SMALL, "target_update_interval": 1000, **REANALYSE,
@@ -152,6 +175,8 @@ def test_reanalysing_draws_nothing_from_the_runs_generators_and_logs_what_it_did
     with_reanalyse.learn(STEPS, log_interval=1)
     assert without.replay_rng.bit_generator.state == with_reanalyse.replay_rng.bit_generator.state
     assert without.search_rng.bit_generator.state == with_reanalyse.search_rng.bit_generator.state
+    # The reanalysed roots' Dirichlet noise comes from a generator of its own.
+    assert without.reanalyse_rng.bit_generator.state != with_reanalyse.reanalyse_rng.bit_generator.state
     parameters = zip(without.policy.parameters(), with_reanalyse.policy.parameters())
     assert any(not th.equal(one, other) for one, other in parameters)
     with open(tmp_path / "progress.csv") as file:
@@ -159,7 +184,9 @@ def test_reanalysing_draws_nothing_from_the_runs_generators_and_logs_what_it_did
     logged = {key for row in rows for key, value in row.items() if value}
     names = ("ms", "fraction", "value_change", "policy_kl", "td_steps", "roots")
     assert {f"train/reanalyse_{name}" for name in names} <= logged
-    assert float(rows[-1]["train/reanalyse_fraction"]) == 1.0 and float(rows[-1]["train/reanalyse_ms"]) > 0
+    trained = [row for row in rows if row["train/reanalyse_fraction"]]  # a dump between two gradient steps has none
+    assert len(trained) > 1 and all(float(row["train/reanalyse_fraction"]) == 1.0 for row in trained)
+    assert all(float(row["train/reanalyse_ms"]) > 0 for row in trained)
 
 
 def test_the_replay_records_the_gradient_steps_made_when_each_step_was_stored():
@@ -192,17 +219,19 @@ def test_policy_kl_is_finite_where_the_stored_search_left_actions_unvisited():
 
 
 @pytest.mark.parametrize("name, value", [("reanalyse_ratio", 1.5), ("reanalyse_ratio", -0.1),
-                                         ("reanalyse_age_per_td_step", -1), ("reanalyse_age_per_td_step", 2.5)])  # fmt: skip
+                                         ("reanalyse_age_per_td_step", -1), ("reanalyse_age_per_td_step", 2.5),
+                                         ("reanalyse_noise", "yes"), ("reanalyse_noise", 1)])  # fmt: skip
 def test_bad_reanalyse_settings_are_refused(name, value):
     with pytest.raises(ValueError, match=name):
         MuZero("MlpPolicy", "CartPole-v1", **{**SMALL, name: value})
 
 
 def test_reanalyse_settings_survive_model_files_and_older_files_load_without_reanalyse(tmp_path):
-    model = MuZero("MlpPolicy", "CartPole-v1", seed=0, **{**SMALL, "reanalyse_ratio": 0.25, "reanalyse_age_per_td_step": 7})
+    settings = {"reanalyse_ratio": 0.25, "reanalyse_age_per_td_step": 7, "reanalyse_noise": False}
+    model = MuZero("MlpPolicy", "CartPole-v1", seed=0, **{**SMALL, **settings})
     model.save(tmp_path / "model.zip")
     loaded = MuZero.load(tmp_path / "model.zip")
-    assert (loaded.reanalyse_ratio, loaded.reanalyse_age_per_td_step) == (0.25, 7)
+    assert (loaded.reanalyse_ratio, loaded.reanalyse_age_per_td_step, loaded.reanalyse_noise) == (0.25, 7, False)
 
     with zipfile.ZipFile(tmp_path / "model.zip") as archive:
         members = {name: archive.read(name) for name in archive.namelist()}

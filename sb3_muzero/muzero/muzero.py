@@ -158,6 +158,9 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
     :param reanalyse_age_per_td_step: EfficientZero's off-policy correction for the reanalysed unrolls: their n-step
         horizon is ``max(1, td_steps - age // reanalyse_age_per_td_step)``, the age counted in gradient steps since
         the step was stored; 0 keeps ``td_steps``
+    :param reanalyse_noise: PUCT: mix the acting search's Dirichlet noise into the priors of the reanalysed roots, drawn
+        from a generator of its own (``reanalyse_rng``), as EfficientZero does; False searches them without noise.
+        Gumbel: not read (reanalyse searches with temperature 0, no Gumbel noise)
     :param prioritized_replay_alpha: priority exponent (0 = uniform sampling)
     :param prioritized_replay_beta: initial importance-sampling exponent, annealed linearly to 1 over training
     :param search_backend: "auto", "cpu" or "cuda" (see :class:`sb3_muzero.mcts.SearchSettings`)
@@ -239,6 +242,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         target_update_interval: int = 200,
         reanalyse_ratio: float = 0.0,
         reanalyse_age_per_td_step: int = 0,
+        reanalyse_noise: bool = True,
         prioritized_replay_alpha: float = 1.0,
         prioritized_replay_beta: float = 1.0,
         search_backend: str = SearchSettings.search_backend,
@@ -309,6 +313,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         self.target_update_interval = target_update_interval
         self.reanalyse_ratio = reanalyse_ratio
         self.reanalyse_age_per_td_step = reanalyse_age_per_td_step
+        self.reanalyse_noise = reanalyse_noise
         self.prioritized_replay_alpha = prioritized_replay_alpha
         self.prioritized_replay_beta = prioritized_replay_beta
         self.search_backend = search_backend
@@ -392,8 +397,9 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             ):
                 upper = ("inf]" if infinite_ok else "inf)") if high == np.inf else f"{high}]"
                 raise ValueError(f"{name} must be in {'(' if low_open else '['}{low}, {upper}, got {value!r}")
-        if not isinstance(self.mixed_precision, (bool, np.bool_)):
-            raise ValueError(f"mixed_precision must be True or False, got {self.mixed_precision!r}")
+        for name in ("mixed_precision", "reanalyse_noise"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.mixed_precision and not bfloat16_autocast_available(self.device):
             raise ValueError(
                 f"mixed_precision=True needs bfloat16 autocast on the device, which {self.device} does not support; "
@@ -487,11 +493,12 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         )
 
     def set_random_seed(self, seed: Optional[int] = None) -> None:
-        """Seed Python, NumPy, torch, the action space, the env, the search and the replay sampling."""
+        """Seed Python, NumPy, torch, the action space, the env, the search, the replay sampling and reanalyse's noise."""
         super().set_random_seed(seed)
-        search_seed, replay_seed = np.random.SeedSequence(seed).spawn(2)
+        search_seed, replay_seed, reanalyse_seed = np.random.SeedSequence(seed).spawn(3)
         self.search_rng = np.random.default_rng(search_seed)
         self.replay_rng = np.random.default_rng(replay_seed)
+        self.reanalyse_rng = np.random.default_rng(reanalyse_seed)
         if getattr(self, "policy", None) is not None:
             self.policy.search_rng = self.search_rng
 
@@ -693,7 +700,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
             sample, self.replay_buffer, self.policy, self.target_policy,
             lambda observations: obs_as_tensor(self._normalize_observations(observations), self.device),
             ratio=self.reanalyse_ratio, td_steps=self.td_steps, age_per_td_step=self.reanalyse_age_per_td_step,
-            update=self._n_updates, rng=self.replay_rng,
+            update=self._n_updates, rng=self.replay_rng, noise_rng=self.reanalyse_rng if self.reanalyse_noise else None,
         )  # fmt: skip
         return sample, {**stats, "reanalyse_ms": (time.perf_counter() - start) * 1e3}
 

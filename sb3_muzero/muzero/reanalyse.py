@@ -16,8 +16,12 @@ Which unrolls
 Policy targets
     At every unroll step ``k = 0..K`` of a reanalysed row that is a stored step, the policy target of a search from
     that step's observation with the current network (PUCT: the visit distribution; Gumbel: ``softmax(logits +
-    sigma(completed Q))``), without noise: no Dirichlet noise (as in the paper), Gumbel's temperature 0 (no Gumbel
-    noise). Steps past the episode's end keep their mask and their target 0.
+    sigma(completed Q))``). PUCT mixes the acting search's Dirichlet noise into the root priors (``noise_rng``, as
+    EfficientZero's reanalyse does), or searches without it (``noise_rng=None``): without noise a search of 50
+    simulations leaves an action whose prior is below about a third nearly unvisited whatever its value, and a
+    network trained on nothing but such targets drifts to one action everywhere (CartPole: ``benchmarks/RESULTS.md``).
+    Gumbel searches with temperature 0 (no Gumbel noise): its target rates every action by its completed Q value.
+    Steps past the episode's end keep their mask and their target 0.
 
 Value targets
     ``z = sum_{i < n} gamma^i r_{u+i} + gamma^n v``, with ``v`` the root value of a search from the observation of step
@@ -82,6 +86,7 @@ def reanalyse(
     age_per_td_step: int,
     update: int,
     rng: np.random.Generator,
+    noise_rng: Optional[np.random.Generator] = None,
 ) -> Reanalysis:
     """Fresh policy and value targets for ``ratio`` of the unrolls of ``sample`` (see the module docstring).
 
@@ -96,6 +101,8 @@ def reanalyse(
     :param update: the number of gradient steps made so far (the age of a step is counted from its
         ``stored_at_update``)
     :param rng: draws the reanalysed rows when there are neither none nor all
+    :param noise_rng: PUCT: draws the Dirichlet noise of every root of the search (policy and bootstrap roots alike);
+        None: no noise. Gumbel draws nothing.
     """
     rows = reanalysed_rows(len(sample.slots), ratio, rng)
     if len(rows) == 0:
@@ -107,7 +114,7 @@ def reanalyse(
     returns = replay.n_step_returns(positions[stored], np.broadcast_to(horizons[:, None], positions.shape)[stored])
     searched = returns.bootstrap_slot >= 0
     fresh_policies, fresh_values, roots = _search(replay, policy, target_policy or policy, to_tensor, positions[stored],
-                                           returns.bootstrap_slot[searched])  # fmt: skip
+                                           returns.bootstrap_slot[searched], noise_rng)  # fmt: skip
     bootstrap_value = returns.bootstrap_value.copy()
     bootstrap_value[searched] = fresh_values
     fresh = _with_positions(sample, rows, stored, policy_targets=fresh_policies, value_partial=returns.partial,
@@ -152,11 +159,11 @@ def kl_divergence(fresh: np.ndarray, stored: np.ndarray) -> np.ndarray:
 
 
 def _search(replay: MuZeroReplayBuffer, policy: MuZeroPolicy, target_policy: MuZeroPolicy,
-            to_tensor: Callable[[ObservationBatch], PyTorchObs], policy_slots: np.ndarray,
-            bootstrap_slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
+            to_tensor: Callable[[ObservationBatch], PyTorchObs], policy_slots: np.ndarray, bootstrap_slots: np.ndarray,
+            noise_rng: Optional[np.random.Generator]) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
     """One search from the observations of ``policy_slots`` [P] with ``policy`` and of ``bootstrap_slots`` [V] with
-    ``target_policy`` (one block of roots if they are the same network); returns the policy targets [P, A], the
-    root values [V] (float32) and the number of roots searched."""
+    ``target_policy`` (one block of roots if they are the same network), with Dirichlet noise from ``noise_rng`` (None:
+    none); returns the policy targets [P, A], the root values [V] (float32) and the number of roots searched."""
     if target_policy is policy:
         groups = [(policy, np.unique(np.concatenate([policy_slots, bootstrap_slots])))]
     else:
@@ -170,9 +177,11 @@ def _search(replay: MuZeroReplayBuffer, policy: MuZeroPolicy, target_policy: MuZ
         with th.no_grad():
             roots = [network.search_root(to_tensor(replay.observations_at(slots))) for network, slots in groups]
             model = _BlockModel(networks, [len(slots) for _, slots in groups])
-            # Temperature 0 and no noise: the search draws nothing (a generator of its own keeps the run's untouched).
-            result = search(_concatenate_roots(roots), model, policy.search_settings, rng=np.random.default_rng(0),
-                            temperature=0.0, add_noise=False)  # fmt: skip
+            # Temperature 0: the search draws nothing but the noise (without noise, nothing: a generator of its own
+            # keeps the run's untouched).
+            rng = noise_rng if noise_rng is not None else np.random.default_rng(0)
+            result = search(_concatenate_roots(roots), model, policy.search_settings, rng=rng, temperature=0.0,
+                            add_noise=noise_rng is not None)  # fmt: skip
     finally:
         for network, mode in zip(networks, modes):
             network.set_training_mode(mode)
