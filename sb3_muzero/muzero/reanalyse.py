@@ -17,9 +17,9 @@ Policy targets
     At every unroll step ``k = 0..K`` of a reanalysed row that is a stored step, the policy target of a search from
     that step's observation with the current network (PUCT: the visit distribution; Gumbel: ``softmax(logits +
     sigma(completed Q))``). PUCT mixes the acting search's Dirichlet noise into the root priors (``noise_rng``, as
-    EfficientZero's reanalyse does), or searches without it (``noise_rng=None``): without noise a search of 50
-    simulations leaves an action whose prior is below about a third nearly unvisited whatever its value, and a
-    network trained on nothing but such targets drifts to one action everywhere (CartPole: ``benchmarks/RESULTS.md``).
+    EfficientZero's reanalyse does), or searches without it (``noise_rng=None``): without noise an action the prior
+    rates low gets few visits or none whatever its value, and a network trained on nothing but such targets can settle
+    on one action everywhere (CartPole with ``reanalyse_ratio=1``: ``benchmarks/RESULTS.md``).
     Gumbel searches with temperature 0 (no Gumbel noise): its target rates every action by its completed Q value.
     Steps past the episode's end keep their mask and their target 0.
 
