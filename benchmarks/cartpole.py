@@ -100,6 +100,15 @@ def parse_variants(parser: argparse.ArgumentParser, variants: list[list[str]]) -
     return parsed
 
 
+def check_budget(parser: argparse.ArgumentParser, where: str, budget) -> int | None:
+    """An ``n_timesteps`` value as an int (a whole float such as the yml's 2e4 too); None stays None."""
+    if budget is None or (isinstance(budget, int) and not isinstance(budget, bool) and budget >= 1):
+        return budget
+    if isinstance(budget, float) and budget.is_integer() and budget >= 1:
+        return int(budget)
+    parser.error(f"n_timesteps of {where} must be a positive whole number, got {budget!r}")
+
+
 def summary(runs: list[dict]) -> dict:
     """The medians over runs: env steps to 475 (null if the median run never got there) and training wall time."""
     steps = [r["env_steps_to_475"] if r["env_steps_to_475"] is not None else np.inf for r in runs]
@@ -141,10 +150,9 @@ def main() -> None:
         variant_overrides = {name: parse_overrides(items) for name, items in variants.items()}
     except ValueError as error:
         parser.error(str(error))
-    budgets = {name: overrides.pop("n_timesteps", args.n_timesteps) for name, overrides in variant_overrides.items()}
-    for name, budget in budgets.items():
-        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
-            parser.error(f"n_timesteps of --variant {name!r} must be a positive integer, got {budget!r}")
+    common_budget = check_budget(parser, "--set", common.pop("n_timesteps", args.n_timesteps))
+    budgets = {name: check_budget(parser, f"--variant {name!r}", overrides.pop("n_timesteps", common_budget))
+               for name, overrides in variant_overrides.items()}  # fmt: skip
     variant_overrides = {name: {**common, **overrides} for name, overrides in variant_overrides.items()}
     th.set_num_threads(args.threads)
     results: dict[str, list[dict]] = {name: [] for name in variants}

@@ -44,8 +44,9 @@ def assert_main_refuses(benchmark, argv: list[str], message: str, monkeypatch, c
         (["--variant", "td_steps=5"], "--variant takes a NAME, then KEY=VALUE items, got ['td_steps=5']"),
         (["--variant", "short", "td_steps"], "--variant takes a NAME, then KEY=VALUE items, got ['short', 'td_steps']"),
         (["--variant", "a", "--variant", "a", "td_steps=5"], "--variant 'a' is given twice"),
-        (["--variant", "a", "n_timesteps=0"], "n_timesteps of --variant 'a' must be a positive integer, got 0"),
-        (["--variant", "a", "n_timesteps=1e3"], "n_timesteps of --variant 'a' must be a positive integer, got 1000.0"),
+        (["--variant", "a", "n_timesteps=0"], "n_timesteps of --variant 'a' must be a positive whole number, got 0"),
+        (["--variant", "a", "n_timesteps=1500.5"], "n_timesteps of --variant 'a' must be a positive whole number, got 1500.5"),
+        (["--set", "n_timesteps=-1"], "n_timesteps of --set must be a positive whole number, got -1"),
     ],
 )
 def test_cartpole_benchmark_rejects_bad_arguments_before_training(monkeypatch, capsys, argv, message):

@@ -25,6 +25,7 @@ from torch import nn
 
 from sb3_muzero import CheckpointCallback, CorruptFileError, MuZero
 from sb3_muzero.common.callbacks import find_checkpoints
+from sb3_muzero.common.generators import generator_attributes
 from sb3_muzero.replay import MuZeroReplayBuffer, load_replay, save_replay
 from tests.helpers import SMALL, assert_same_parameters, assert_same_replay
 
@@ -82,8 +83,10 @@ def assert_same_run(first: MuZero, second: MuZero) -> None:
     np.testing.assert_array_equal(first._last_obs, second._last_obs)
     np.testing.assert_array_equal(first.env.get_attr("state"), second.env.get_attr("state"))
     assert first.env.unwrapped._seeds == second.env.unwrapped._seeds  # the seeds of the next reset()
-    assert first.search_rng.bit_generator.state == second.search_rng.bit_generator.state
-    assert first.replay_rng.bit_generator.state == second.replay_rng.bit_generator.state
+    assert generator_attributes(first) == generator_attributes(second)
+    assert {"search_rng", "replay_rng", "reanalyse_rng"} <= set(generator_attributes(first))
+    for name in generator_attributes(first):
+        assert getattr(first, name).bit_generator.state == getattr(second, name).bit_generator.state, name
 
 
 RESUME_IN_A_NEW_PROCESS = """

@@ -115,7 +115,7 @@ def test_reanalysed_targets_equal_direct_searches_of_the_same_positions(algorith
         for k, slot in enumerate(sample.unroll_slots[b]):
             expected = direct_search(model.policy, model, int(slot)).policy_target[0] if slot >= 0 else 0.0
             np.testing.assert_allclose(fresh.policy_targets[b, k], expected, atol=1e-7, err_msg=f"row {b}, step {k}")
-            if slot >= 0 and noise and algorithm == "puct":
+            if slot >= 0 and noise:  # would a search without the noise tell? (Gumbel does not read it)
                 model.reanalyse_noise = False
                 moved_by_noise += not np.allclose(direct_search(model.policy, model, int(slot)).policy_target[0], expected)
                 model.reanalyse_noise = True
@@ -189,6 +189,17 @@ def test_reanalysing_draws_only_its_noise_and_logs_what_it_did(tmp_path):
     assert all(float(row["train/reanalyse_ms"]) > 0 for row in trained)
 
 
+@pytest.mark.parametrize(
+    "settings", [dict(reanalyse_noise=False), dict(search_algorithm="gumbel")], ids=["no_noise", "gumbel"]
+)
+def test_reanalysing_without_noise_or_with_gumbel_draws_nothing_at_all(settings):
+    without = trained_model(reanalyse_ratio=0.0, **settings)
+    with_reanalyse = trained_model(reanalyse_ratio=1.0, **settings)
+    for name in ("replay_rng", "search_rng", "reanalyse_rng"):
+        assert getattr(without, name).bit_generator.state == getattr(with_reanalyse, name).bit_generator.state, name
+    assert with_reanalyse._n_updates > 0
+
+
 def test_the_replay_records_the_gradient_steps_made_when_each_step_was_stored():
     model = trained_model()
     stored = model.replay_buffer.stored_at_update[: model.replay_buffer.size]
@@ -241,4 +252,6 @@ def test_reanalyse_settings_survive_model_files_and_older_files_load_without_rea
         for name, contents in members.items():
             archive.writestr(name, contents)
     earlier = MuZero.load(tmp_path / "earlier.zip")
-    assert (earlier.reanalyse_ratio, earlier.reanalyse_age_per_td_step) == (0.0, 0)
+    # Reanalyse searched without noise before reanalyse_noise existed: such files go on as they trained.
+    assert (earlier.reanalyse_ratio, earlier.reanalyse_age_per_td_step, earlier.reanalyse_noise) == (0.0, 0, False)
+    assert MuZero("MlpPolicy", "CartPole-v1", **SMALL).reanalyse_noise is True  # new models have it

@@ -184,6 +184,8 @@ class PersistenceMixin(BaseAlgorithm):
             if limitation is not None:
                 warnings.warn(f"The saved {type(env).__name__} does not continue where it was: {limitation}")
                 data["_last_obs"] = None
+        for name, value in getattr(cls, "EARLIER_FILES_DEFAULTS", {}).items():
+            data.setdefault(name, value)
         model = cls(policy=data["policy_class"], env=env, device=device, _init_setup_model=False)  # type: ignore[call-arg]
         vars(model).update(data)
         vars(model).update(kwargs)
