@@ -25,7 +25,8 @@ Policy targets
 
 Value targets
     ``z = sum_{i < n} gamma^i r_{u+i} + gamma^n v``, with ``v`` the root value of a search from the observation of step
-    ``u + n`` with the target network (the current network when there is none). Where the return ends without a
+    ``u + n`` with the target network (the current network when there is none), with the same noise as the policy
+    roots (one search for both; EfficientZero's value roots have it too). Where the return ends without a
     stored observation to search from (a termination: no bootstrap; a truncation: the predicted value of the
     cut-off observation, stored at acting time) the replay's target stays.
     The horizon ``n`` is ``td_steps``, or, with the off-policy correction (``reanalyse_age_per_td_step = D > 0``),
