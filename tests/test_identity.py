@@ -72,13 +72,20 @@ def predicted_rewards(model: MuZero) -> np.ndarray:
 
 def test_every_state_s_correct_action_was_tried_and_learned(trained):
     """The cause of the earlier failures, gone: in every state the replay holds rewarded steps, and the reward model
-    predicts the correct action's reward, above every other action's."""
+    predicts the correct action's reward, and no reward for the other actions the replay holds in that state (an
+    action never taken in a state is not learned there: its prediction is the network's guess)."""
     model, _ = trained
     buffer = model.replay_buffer
     states = buffer.observations[""][: model.num_timesteps].reshape(-1).astype(int)
     rewarded = np.bincount(states[buffer.rewards[: model.num_timesteps].reshape(-1) > 0.5], minlength=NUM_ACTIONS)
     rewards = predicted_rewards(model)
     correct = rewards.diagonal()
-    others = np.where(np.eye(NUM_ACTIONS, dtype=bool), -np.inf, rewards).max(axis=1)
-    assert (rewarded >= 100).all(), rewarded
-    assert (correct > 0.6).all() and (correct > others).all(), rewards.round(2)
+    tried = np.zeros((NUM_ACTIONS, NUM_ACTIONS), dtype=bool)  # [state, action] taken at least once
+    tried[states, buffer.actions[: model.num_timesteps].reshape(-1).astype(int)] = True
+    wrong_and_tried = tried & ~np.eye(NUM_ACTIONS, dtype=bool)
+    # Dozens of rewarded steps in every state (the counts move with the processor's floating point: the fewest, in
+    # state 0, were 83 on an AMD EPYC VM and above 100 on an Intel Xeon VM, for the same seed); before the fix the
+    # correct action was never tried in 4 to 5 of the ten states.
+    assert (rewarded >= 50).all(), rewarded
+    assert (correct > 0.6).all() and (rewards[wrong_and_tried] < 0.4).all(), rewards.round(2)
+    assert wrong_and_tried.sum() >= NUM_ACTIONS  # wrong actions were tried: the second half checks something
