@@ -2,10 +2,10 @@
 
 A run draws from Python's ``random``, NumPy's global generator, torch's CPU (and CUDA) generators,
 the ``numpy.random.Generator`` attributes of the algorithm (for MuZero: the search's, the replay
-sampling's and reanalyse's noise), the action space's generator, and the envs. The envs' own generators travel with the envs
-(see :class:`~sb3_muzero.muzero.persistence.PersistenceMixin`); what is recorded here for them is
-the seeds a :class:`~stable_baselines3.common.vec_env.VecEnv` holds for its next ``reset()``, which
-``load`` would otherwise overwrite when it reseeds.
+sampling's and reanalyse's noise), the action space's generator, and the envs. The envs' own
+generators travel with the envs (see :class:`~sb3_muzero.muzero.persistence.PersistenceMixin`); what
+is recorded here for them is the seeds a :class:`~stable_baselines3.common.vec_env.VecEnv` holds for
+its next ``reset()``, which ``load`` would otherwise overwrite when it reseeds.
 """
 
 import random

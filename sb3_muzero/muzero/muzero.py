@@ -205,8 +205,7 @@ class MuZero(PersistenceMixin, OffPolicyAlgorithm):
         "CnnPolicy": CnnPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
-    # Settings whose default changed after files were saved without them: such files load with the value they trained
-    # with (any other missing setting loads with its default).
+    # Reanalyse searched without noise before reanalyse_noise existed (see PersistenceMixin).
     EARLIER_FILES_DEFAULTS: ClassVar[dict[str, Any]] = {"reanalyse_noise": False}
     policy: MuZeroPolicy
     replay_buffer: MuZeroReplayBuffer  # type: ignore[assignment]

@@ -44,7 +44,7 @@ import pickle
 import warnings
 import zipfile
 from collections.abc import Iterable
-from typing import Any, Optional, TypeVar, Union
+from typing import Any, ClassVar, Optional, TypeVar, Union
 
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -86,6 +86,9 @@ class PersistenceMixin(BaseAlgorithm):
     """
 
     replay_buffer: Any
+    # Settings whose default changed after files were saved without them: such files load with the value they trained
+    # with (any other missing setting loads with its default).
+    EARLIER_FILES_DEFAULTS: ClassVar[dict[str, Any]] = {}
 
     def save(self, path: PathOrFile, exclude: Optional[Iterable[str]] = None, include: Optional[Iterable[str]] = None) -> None:
         """SB3's ``save`` with the attributes as plain data, written to a temporary file renamed into place, with the
@@ -184,7 +187,7 @@ class PersistenceMixin(BaseAlgorithm):
             if limitation is not None:
                 warnings.warn(f"The saved {type(env).__name__} does not continue where it was: {limitation}")
                 data["_last_obs"] = None
-        for name, value in getattr(cls, "EARLIER_FILES_DEFAULTS", {}).items():
+        for name, value in cls.EARLIER_FILES_DEFAULTS.items():
             data.setdefault(name, value)
         model = cls(policy=data["policy_class"], env=env, device=device, _init_setup_model=False)  # type: ignore[call-arg]
         vars(model).update(data)
