@@ -4,22 +4,25 @@
     python benchmarks/cartpole.py --seeds 3 --variant puct50 \
         --variant gumbel8 search_algorithm=gumbel num_simulations=8 \
         --variant gumbel2 search_algorithm=gumbel num_simulations=2
-    python benchmarks/cartpole.py --seeds 3 --variant stored --variant reanalyse reanalyse_ratio=1.0 n_timesteps=3000
+    python benchmarks/cartpole.py --seeds 3 --variant stored --variant reanalyse reanalyse_ratio=1.0 stop_at=3000
 
 Trains one model per seed and evaluates it deterministically (10 episodes, ``predict(deterministic=True)``)
 every 1,000 env steps. Torch runs on one thread (``--threads``): the networks are small, and more threads only
 add synchronisation. Prints per seed one JSON line: ``env_steps_to_475`` (the first evaluation with a
 mean return >= 475, null if none within the budget), ``wall_s`` (training time until the run stops, evaluations
 excluded), ``eval_s`` and the evaluation history; then a summary line with the medians. A run stops at its first
-evaluation >= 475, or with ``--full-budget`` at the end of the whole budget (the yml's ``n_timesteps``, or
-``--n-timesteps``).
+evaluation >= 475 (with ``--full-budget``: it goes on), at its variant's ``stop_at`` (below), or at the end of the
+budget (the yml's ``n_timesteps``, or ``--n-timesteps``).
 
 ``--variant NAME KEY=VALUE ...`` (repeated) compares settings in one invocation: every seed is trained once per
 variant, the variants taking turns (seed 0 of each, then seed 1 of each, ...), so that a slower or busier moment of
 the machine falls on all of them alike; each run's line names its variant, and a summary line per variant follows.
 A variant's settings go on top of the section and of ``--set``; a variant without settings is the section itself.
-``n_timesteps=N`` in a variant is that variant's budget (instead of ``--n-timesteps``), not a MuZero setting: a costly
-variant can stop where it could no longer meet its goal while the others run to the end.
+``stop_at=N`` in a variant stops that variant's runs at N env steps, not a MuZero setting: a costly variant can stop
+where it could no longer meet its goal while the others run to the end. Its learning-rate schedule stays that of the
+whole budget (the section's ``lin_1e-3`` decays over ``n_timesteps``), so that up to N it trains exactly as it would
+without ``stop_at``. The budget itself, which sets that schedule, is common to all variants (``--n-timesteps``, or
+``n_timesteps`` in ``--set``): a variant with a budget of its own would learn with another schedule.
 """
 
 import argparse
@@ -42,11 +45,12 @@ THRESHOLD = 475.0
 
 
 class EvaluateEvery(BaseCallback):
-    """Deterministic evaluation every ``every`` env steps; stops training at the first mean >= threshold."""
+    """Deterministic evaluation every ``every`` env steps; stops training at the first mean >= threshold (when
+    ``stop_at_threshold``), and at ``stop_at`` env steps (when given)."""
 
-    def __init__(self, every: int, n_episodes: int, seed: int, stop_at_threshold: bool):
+    def __init__(self, every: int, n_episodes: int, seed: int, stop_at_threshold: bool, stop_at: int | None = None):
         super().__init__()
-        self.every, self.n_episodes, self.stop_at_threshold = every, n_episodes, stop_at_threshold
+        self.every, self.n_episodes, self.stop_at_threshold, self.stop_at = every, n_episodes, stop_at_threshold, stop_at
         self.eval_env = make_vec_env("CartPole-v1", n_envs=n_episodes, seed=10_000 + seed)
         self.next_eval = every
         self.history: list[tuple[int, float]] = []
@@ -54,9 +58,14 @@ class EvaluateEvery(BaseCallback):
         self.eval_seconds = 0.0
 
     def _on_step(self) -> bool:
-        if self.num_timesteps < self.next_eval:
-            return True
-        self.next_eval += self.every
+        if self.num_timesteps >= self.next_eval:
+            self.next_eval += self.every
+            self._evaluate()
+            if self.steps_to_threshold is not None and self.stop_at_threshold:
+                return False
+        return self.stop_at is None or self.num_timesteps < self.stop_at
+
+    def _evaluate(self) -> None:
         start = time.perf_counter()
         mean, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.n_episodes, deterministic=True)
         self.eval_seconds += time.perf_counter() - start
@@ -64,17 +73,17 @@ class EvaluateEvery(BaseCallback):
         print(f"  {self.num_timesteps} env steps: eval mean {mean:.1f}", file=sys.stderr, flush=True)
         if mean >= THRESHOLD and self.steps_to_threshold is None:
             self.steps_to_threshold = self.num_timesteps
-            return not self.stop_at_threshold
-        return True
 
 
-def run(seed: int, stop_at_threshold: bool, overrides: dict, n_timesteps: int | None = None) -> dict:
+def run(seed: int, stop_at_threshold: bool, overrides: dict, n_timesteps: int, stop_at: int | None = None) -> dict:
+    """One training run of the section with ``overrides``: ``n_timesteps`` is the budget its learning-rate schedule
+    spans, ``stop_at`` (at most the budget) where it stops at the latest."""
     settings = muzero_settings("CartPole-v1")
     env = make_vec_env("CartPole-v1", n_envs=settings.n_envs, seed=seed)
     model = MuZero(settings.policy, env, seed=seed, **{**settings.kwargs, **overrides})
-    callback = EvaluateEvery(1000, 10, seed, stop_at_threshold)
+    callback = EvaluateEvery(1000, 10, seed, stop_at_threshold, stop_at)
     start = time.perf_counter()
-    model.learn(settings.n_timesteps if n_timesteps is None else n_timesteps, callback=callback)
+    model.learn(n_timesteps, callback=callback)
     total = time.perf_counter() - start
     return dict(
         seed=seed,
@@ -100,13 +109,29 @@ def parse_variants(parser: argparse.ArgumentParser, variants: list[list[str]]) -
     return parsed
 
 
-def check_budget(parser: argparse.ArgumentParser, where: str, budget) -> int | None:
-    """An ``n_timesteps`` value as an int (a whole float such as the yml's 2e4 too); None stays None."""
-    if budget is None or (isinstance(budget, int) and not isinstance(budget, bool) and budget >= 1):
-        return budget
-    if isinstance(budget, float) and budget.is_integer() and budget >= 1:
-        return int(budget)
-    parser.error(f"n_timesteps of {where} must be a positive whole number, got {budget!r}")
+def whole_number(parser: argparse.ArgumentParser, what: str, value) -> int | None:
+    """A number of env steps as an int (a whole float such as the yml's 2e4 too); None stays None."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    if isinstance(value, float) and value.is_integer() and value >= 1:
+        return int(value)
+    parser.error(f"{what} must be a positive whole number, got {value!r}")
+
+
+def stopping_points(
+    parser: argparse.ArgumentParser, budget: int, common_stop: int | None, variant_overrides: dict[str, dict]
+) -> dict[str, int | None]:
+    """Each variant's ``stop_at`` (popped from its settings; ``--set``'s where it has none), at most the budget."""
+    stops = {}
+    for name, overrides in variant_overrides.items():
+        if "n_timesteps" in overrides:
+            parser.error(f"--variant {name!r} sets n_timesteps, the budget, which is common to all variants (its "
+                         "learning-rate schedule spans it); stop a variant early with stop_at=N instead")  # fmt: skip
+        stop = whole_number(parser, f"stop_at of --variant {name!r}", overrides.pop("stop_at", common_stop))
+        if stop is not None and stop > budget:
+            parser.error(f"stop_at of --variant {name!r} is {stop}, beyond the budget of {budget} env steps")
+        stops[name] = stop
+    return stops
 
 
 def summary(runs: list[dict]) -> dict:
@@ -150,15 +175,16 @@ def main() -> None:
         variant_overrides = {name: parse_overrides(items) for name, items in variants.items()}
     except ValueError as error:
         parser.error(str(error))
-    common_budget = check_budget(parser, "--set", common.pop("n_timesteps", args.n_timesteps))
-    budgets = {name: check_budget(parser, f"--variant {name!r}", overrides.pop("n_timesteps", common_budget))
-               for name, overrides in variant_overrides.items()}  # fmt: skip
+    default_budget = args.n_timesteps or muzero_settings("CartPole-v1").n_timesteps
+    budget = whole_number(parser, "n_timesteps of --set", common.pop("n_timesteps", default_budget))
+    common_stop = whole_number(parser, "stop_at of --set", common.pop("stop_at", None))
+    stops = stopping_points(parser, budget, common_stop, variant_overrides)
     variant_overrides = {name: {**common, **overrides} for name, overrides in variant_overrides.items()}
     th.set_num_threads(args.threads)
     results: dict[str, list[dict]] = {name: [] for name in variants}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for name, items in variants.items():
-            result = run(seed, not args.full_budget, variant_overrides[name], budgets[name])
+            result = run(seed, not args.full_budget, variant_overrides[name], budget, stops[name])
             results[name].append(result)
             print(json.dumps({"variant": name, "settings": items, **result}), flush=True)
     for name, runs in results.items():
