@@ -44,8 +44,11 @@ def assert_main_refuses(benchmark, argv: list[str], message: str, monkeypatch, c
         (["--variant", "td_steps=5"], "--variant takes a NAME, then KEY=VALUE items, got ['td_steps=5']"),
         (["--variant", "short", "td_steps"], "--variant takes a NAME, then KEY=VALUE items, got ['short', 'td_steps']"),
         (["--variant", "a", "--variant", "a", "td_steps=5"], "--variant 'a' is given twice"),
-        (["--variant", "a", "n_timesteps=0"], "n_timesteps of --variant 'a' must be a positive whole number, got 0"),
-        (["--variant", "a", "n_timesteps=1500.5"], "n_timesteps of --variant 'a' must be a positive whole number, got 1500.5"),
+        (["--variant", "a", "n_timesteps=3000"], "--variant 'a' sets n_timesteps, the budget, which is common to all"),
+        (["--variant", "a", "stop_at=0"], "stop_at of --variant 'a' must be a positive whole number, got 0"),
+        (["--variant", "a", "stop_at=1500.5"], "stop_at of --variant 'a' must be a positive whole number, got 1500.5"),
+        (["--set", "stop_at=-8"], "stop_at of --set must be a positive whole number, got -8"),
+        (["--n-timesteps", "5000", "--variant", "a", "stop_at=6000"], "stop_at of --variant 'a' is 6000, beyond the budget"),
         (["--set", "n_timesteps=-1"], "n_timesteps of --set must be a positive whole number, got -1"),
     ],
 )
@@ -57,32 +60,35 @@ def test_cartpole_benchmark_rejects_bad_arguments_before_training(monkeypatch, c
 
 def test_cartpole_benchmark_compares_variants_seed_by_seed(monkeypatch, capsys):
     """Each seed is trained once per variant, the variants taking turns; a variant's settings go on top of --set's, its
-    n_timesteps is its budget."""
+    stop_at stops it early while its learning-rate schedule still spans the whole budget."""
     benchmark = load_benchmark("cartpole")
-    made = []
+    made, models = [], []
 
     class RecordingMuZero(MuZero):
         def __init__(self, policy, env, seed=None, **kwargs):
             made.append(dict(seed=seed, **kwargs))
+            models.append(self)
             super().__init__(policy, env, seed=seed, **kwargs)
 
     monkeypatch.setattr(benchmark, "MuZero", RecordingMuZero)
     argv = ["--seeds", "2", "--n-timesteps", "16", "--set", "learning_starts=1000", "policy_kwargs=dict(net_arch=[8])",
             "--variant", "section",
-            "--variant", "gumbel2", "search_algorithm=gumbel", "num_simulations=2", "n_timesteps=8"]  # fmt: skip
+            "--variant", "gumbel2", "search_algorithm=gumbel", "num_simulations=2", "stop_at=8"]  # fmt: skip
     monkeypatch.setattr(sys, "argv", ["cartpole.py", *argv])
     benchmark.main()
     assert [(m["seed"], m.get("search_algorithm", "puct"), m["num_simulations"]) for m in made] == [
         (0, "puct", 50), (0, "gumbel", 2), (1, "puct", 50), (1, "gumbel", 2)
     ]  # fmt: skip
     assert all(m["learning_starts"] == 1000 and m["policy_kwargs"] == dict(net_arch=[8]) for m in made)
-    assert not any("n_timesteps" in m for m in made)
+    assert not any("n_timesteps" in m or "stop_at" in m for m in made)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["env_steps"] for line in lines[:4]] == [16, 8, 16, 8]  # 8 envs: one vector step is 8 env steps
+    assert [model.num_timesteps for model in models] == [16, 8, 16, 8]
+    assert [model._total_timesteps for model in models] == [16, 16, 16, 16]  # the schedule spans the budget
     assert [(line["variant"], line.get("seed")) for line in lines] == [
         ("section", 0), ("gumbel2", 0), ("section", 1), ("gumbel2", 1), ("section", None), ("gumbel2", None)
     ]  # fmt: skip
-    assert lines[-1]["settings"] == ["search_algorithm=gumbel", "num_simulations=2", "n_timesteps=8"]
+    assert lines[-1]["settings"] == ["search_algorithm=gumbel", "num_simulations=2", "stop_at=8"]
     assert "median_wall_s" in lines[-1]
 
 
