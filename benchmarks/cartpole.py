@@ -38,7 +38,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_muzero import MuZero
-from sb3_muzero.common.numbers import refuse_options_below
+from sb3_muzero.common.numbers import is_int, refuse_options_below
 from sb3_muzero.hyperparams import muzero_settings, parse_overrides
 
 THRESHOLD = 475.0
@@ -111,7 +111,7 @@ def parse_variants(parser: argparse.ArgumentParser, variants: list[list[str]]) -
 
 def whole_number(parser: argparse.ArgumentParser, what: str, value) -> int | None:
     """A number of env steps as an int (a whole float such as the yml's 2e4 too); None stays None."""
-    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+    if value is None or (is_int(value) and value >= 1):
         return value
     if isinstance(value, float) and value.is_integer() and value >= 1:
         return int(value)
